@@ -1,0 +1,1 @@
+"""Datasets: each module builds one family of captioned-image examples."""
