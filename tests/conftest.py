@@ -18,3 +18,19 @@ def shared_data() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (it lives beside the repo in CI)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory) -> pathlib.Path:
+    """Every test session builds into its own cache, so no test depends on a user's cache."""
+    root = tmp_path_factory.mktemp("t2i_cache")
+    os.environ["T2I_CACHE_DIR"] = str(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def text_encoder(isolated_cache):
+    """The built-in USE encoder, built once per test session."""
+    from t2i_keras.text_encoder import TextEncoder
+
+    return TextEncoder()

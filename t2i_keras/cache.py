@@ -1,0 +1,71 @@
+"""Where derived artefacts live (the built USE module, converted weights, caches) and how they
+are written without ever leaving a half-written copy behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+
+def cache_dir(*parts: str) -> pathlib.Path:
+    """Returns (and creates) a folder under the t2i_keras cache.
+
+    The root is `$T2I_CACHE_DIR` if set, else `$TFHUB_CACHE_DIR/t2i_keras` (so users who already
+    point TF Hub at a big disk get our artefacts there too), else `~/.cache/t2i_keras`.
+    """
+    if os.environ.get("T2I_CACHE_DIR"):
+        root = pathlib.Path(os.environ["T2I_CACHE_DIR"])
+    elif os.environ.get("TFHUB_CACHE_DIR"):
+        root = pathlib.Path(os.environ["TFHUB_CACHE_DIR"]) / "t2i_keras"
+    else:
+        root = pathlib.Path.home() / ".cache" / "t2i_keras"
+    path = root.joinpath(*parts).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iterator[pathlib.Path]:
+    """Yields a temporary sibling folder that becomes `target` only if the block succeeds.
+
+    A rename within one file system is atomic, so a reader (or a later run after a kill) sees
+    either no `target` or a complete one, never a partial write. With `overwrite`, an existing
+    target is moved aside first and removed only after the new one is in place.
+    """
+    target = pathlib.Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+        old = None
+        if target.exists():
+            if not overwrite:
+                raise FileExistsError(f"{target} already exists; refusing to overwrite it")
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
+    """Writes a file through a temporary sibling and a rename (see `atomic_directory`)."""
+    target = pathlib.Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
