@@ -1,0 +1,32 @@
+"""Generates images for captions from a trained run and saves them as a grid PNG.
+
+    .venv/bin/python scripts/generate.py --run runs/quickstart \
+        "a flower with red round petals and a yellow centre" --num 8 --seed 0 --out grid.png
+"""
+
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("captions", nargs="+")
+    parser.add_argument("--run", required=True, help="a run directory written by scripts/train.py")
+    parser.add_argument("--num", type=int, default=8, help="images per caption")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="grid.png")
+    args = parser.parse_args()
+
+    from t2i_keras.plots import save_caption_grid
+    from t2i_keras.text_encoder import TextEncoder
+    from t2i_keras.training import generate_images, load_run
+
+    gan, config = load_run(args.run)
+    images = generate_images(gan, TextEncoder(config.text_encoder), args.captions, args.num, args.seed)
+    print(f"Wrote {save_caption_grid(images, args.captions, args.out)}")
+
+
+if __name__ == "__main__":
+    main()
