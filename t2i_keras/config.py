@@ -168,7 +168,7 @@ def _quickstart() -> Config:
         data=DataConfig(image_size=64, num_train=4000, num_test=500),
         model=ModelConfig(generator_filters=32, discriminator_filters=32),
         train=TrainConfig(
-            batch_size=64, epochs=8, lr_halve_every=0, ema_decay=0.99, jit_compile=True
+            batch_size=64, epochs=16, lr_halve_every=0, ema_decay=0.99
         ),
         samples_per_caption=6,
     )
