@@ -5,9 +5,11 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from t2i_keras.generator import block_filters, upsampling_blocks
+from t2i_keras.generator import _batch_norm, _conv, _dense, block_filters, upsampling_blocks
 
 CONDITIONING_KINDS = ("concat", "projection")
+
+
 
 
 @keras.saving.register_keras_serializable(package="t2i_keras")
@@ -58,24 +60,24 @@ class Discriminator(keras.Model):
         self.down_blocks = []
         for i, width in enumerate(widths):
             self.down_blocks.append(
-                self._normalized(layers.Conv2D(width, 4, strides=2, padding="same", name=f"down{i}"))
+                self._normalized(_conv(width, 4, strides=2, padding="same", name=f"down{i}"))
             )
             # No batch norm on the first block (DCGAN) nor with spectral norm (Miyato et al.).
             if i > 0 and not spectral_norm:
-                self.down_blocks.append(layers.BatchNormalization(name=f"down{i}_norm"))
+                self.down_blocks.append(_batch_norm(name=f"down{i}_norm"))
             self.down_blocks.append(layers.LeakyReLU(0.2))
         last = widths[-1]
         if conditioning == "concat":
             self.text_projection = self._normalized(
-                layers.Dense(text_projection_dim, name="text_projection")
+                _dense(text_projection_dim, name="text_projection")
             )
-            self.joint_conv = self._normalized(layers.Conv2D(last, 1, name="joint"))
-            self.joint_norm = None if spectral_norm else layers.BatchNormalization(name="joint_norm")
-            self.to_logit = self._normalized(layers.Conv2D(1, 4, padding="valid", name="logit"))
+            self.joint_conv = self._normalized(_conv(last, 1, name="joint"))
+            self.joint_norm = None if spectral_norm else _batch_norm(name="joint_norm")
+            self.to_logit = self._normalized(_conv(1, 4, padding="valid", name="logit"))
         else:
-            self.features = self._normalized(layers.Conv2D(last, 4, padding="valid", name="phi"))
-            self.psi = self._normalized(layers.Dense(1, name="psi"))
-            self.text_embedding = self._normalized(layers.Dense(last, use_bias=False, name="embed"))
+            self.features = self._normalized(_conv(last, 4, padding="valid", name="phi"))
+            self.psi = self._normalized(_dense(1, name="psi"))
+            self.text_embedding = self._normalized(_dense(last, use_bias=False, name="embed"))
 
     def _normalized(self, layer):
         return layers.SpectralNormalization(layer) if self.spectral_norm else layer

@@ -161,9 +161,8 @@ class TextToImageGAN(keras.Model):
         return ops.sigmoid(logits) if self.loss == "bce" else logits
 
     @staticmethod
-    def _apply(optimizer, tape, loss, variables):
-        # LossScaleOptimizer (mixed_float16) scales up here and down in apply_gradients.
-        gradients = tape.gradient(optimizer.scale_loss(loss), variables)
+    def _apply(optimizer, tape, scaled_loss, variables):
+        gradients = tape.gradient(scaled_loss, variables)
         optimizer.apply_gradients(zip(gradients, variables))
 
     def train_step(self, data):
@@ -189,7 +188,9 @@ class TextToImageGAN(keras.Model):
                 d_per_example = d_per_example + penalty
             # Sum over this replica / global batch: the all-reduce's sum then gives the mean.
             d_loss = tf.nn.compute_average_loss(d_per_example)
-        self._apply(self.d_optimizer, tape, d_loss, self.discriminator.trainable_variables)
+            # LossScaleOptimizer (mixed_float16) scales up here and back down when applying.
+            d_scaled = self.d_optimizer.scale_loss(d_loss)
+        self._apply(self.d_optimizer, tape, d_scaled, self.discriminator.trainable_variables)
 
         # Generator: right text, plus GAN-INT's interpolated text (Reed §4.3).
         with tf.GradientTape() as tape:
@@ -205,8 +206,8 @@ class TextToImageGAN(keras.Model):
                 kl = 0.5 * (kl + mixed_kl)
             if self.generator.conditioning_augmentation:
                 g_per_example = g_per_example + self.kl_weight * kl
-            g_loss = tf.nn.compute_average_loss(g_per_example)
-        self._apply(self.g_optimizer, tape, g_loss, self.generator.trainable_variables)
+            g_scaled = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(g_per_example))
+        self._apply(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
         self._update_ema()
 
         # Trackers take this replica's mean; Keras averages the replicas' Mean states.

@@ -100,8 +100,8 @@ def matching_aware_gradient_penalty(
     embeddings = tf.cast(embeddings, tf.float32)
     with tf.GradientTape() as tape:
         tape.watch([images, embeddings])
-        logits = tf.cast(discriminator([images, embeddings], training=True), tf.float32)
-    image_grad, text_grad = tape.gradient(tf.reduce_sum(logits), [images, embeddings])
+        total = tf.reduce_sum(tf.cast(discriminator([images, embeddings], training=True), tf.float32))
+    image_grad, text_grad = tape.gradient(total, [images, embeddings])
     squared = tf.reduce_sum(tf.square(image_grad), axis=[1, 2, 3]) + tf.reduce_sum(
         tf.square(text_grad), axis=1
     )

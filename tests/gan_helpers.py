@@ -1,0 +1,61 @@
+"""Tiny networks and data for GAN tests: small enough for a CPU step in well under a second."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from t2i_keras.discriminator import Discriminator
+from t2i_keras.gan import TextToImageGAN
+from t2i_keras.generator import Generator
+
+EMBEDDING_DIM = 16
+Z_DIM = 8
+
+
+def tiny_generator(image_size=16, **kwargs):
+    kwargs = {"embedding_dim": EMBEDDING_DIM, "z_dim": Z_DIM, "text_projection_dim": 8,
+              "filters": 4, "seed": 0, **kwargs}
+    return Generator(image_size=image_size, **kwargs)
+
+
+def tiny_discriminator(image_size=16, **kwargs):
+    kwargs = {"embedding_dim": EMBEDDING_DIM, "text_projection_dim": 8, "filters": 4, **kwargs}
+    return Discriminator(image_size=image_size, **kwargs)
+
+
+def tiny_gan(image_size=16, generator_kwargs=None, discriminator_kwargs=None, **kwargs):
+    kwargs = {"seed": 0, "ema_decay": 0.5, **kwargs}
+    return TextToImageGAN(
+        tiny_generator(image_size, **(generator_kwargs or {})),
+        tiny_discriminator(image_size, **(discriminator_kwargs or {})),
+        **kwargs,
+    )
+
+
+def compile_tiny(gan, **kwargs):
+    gan.compile(
+        d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+        g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5),
+        **kwargs,
+    )
+    return gan
+
+
+def tiny_batches(batch=8, image_size=16, classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    n = batch * 2
+    data = {
+        "image": rng.uniform(-1, 1, (n, image_size, image_size, 3)).astype(np.float32),
+        "embedding": rng.normal(size=(n, EMBEDDING_DIM)).astype(np.float32),
+        "class_id": (np.arange(n) % classes).astype(np.int32),
+    }
+    return tf.data.Dataset.from_tensor_slices(data).batch(batch, drop_remainder=True).repeat()
+
+
+def inputs(batch=2, image_size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return (
+        rng.normal(size=(batch, EMBEDDING_DIM)).astype(np.float32),
+        rng.normal(size=(batch, Z_DIM)).astype(np.float32),
+        rng.uniform(-1, 1, (batch, image_size, image_size, 3)).astype(np.float32),
+    )
