@@ -162,14 +162,23 @@ def _from_dict(cls, values: dict[str, Any]):
 
 
 def _quickstart() -> Config:
-    """CPU, at most 10 minutes on 2 cores, enough to condition visibly on petal colour."""
+    """CPU, under 10 minutes on 2 cores, enough to condition visibly on petal colour.
+
+    32x32 images make a step ~5x cheaper than 64x64, so the matching-aware discriminator gets the
+    few thousand steps it needs to learn which colour a caption names. Hinge loss with a
+    spectral-norm projection discriminator (Miyato et al. 2018; Miyato & Koyama 2018) starts
+    drawing flowers several times sooner than Reed's BCE + batch-norm discriminator here.
+    """
     return Config(
         preset="quickstart",
-        data=DataConfig(image_size=64, num_train=4000, num_test=500),
-        model=ModelConfig(generator_filters=32, discriminator_filters=32),
-        train=TrainConfig(
-            batch_size=64, epochs=16, lr_halve_every=0, ema_decay=0.99
+        data=DataConfig(image_size=32, num_train=4000, num_test=500),
+        model=ModelConfig(
+            generator_filters=32,
+            discriminator_filters=32,
+            spectral_norm=True,
+            discriminator_conditioning="projection",
         ),
+        train=TrainConfig(batch_size=64, epochs=40, lr_halve_every=0, loss="hinge", ema_decay=0.99),
         samples_per_caption=6,
     )
 

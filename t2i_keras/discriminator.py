@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from t2i_keras.conditioning import EmbeddingStandardization
 from t2i_keras.generator import _batch_norm, _conv, _dense, block_filters, upsampling_blocks
 
 CONDITIONING_KINDS = ("concat", "projection")
@@ -57,6 +58,7 @@ class Discriminator(keras.Model):
         self.conditioning = conditioning
 
         widths = block_filters(filters, upsampling_blocks(image_size))[::-1]
+        self.embedding_norm = EmbeddingStandardization(dtype="float32", name="embedding_norm")
         self.down_blocks = []
         for i, width in enumerate(widths):
             self.down_blocks.append(
@@ -84,6 +86,7 @@ class Discriminator(keras.Model):
 
     def call(self, inputs, training=False):
         images, embeddings = inputs
+        embeddings = self.embedding_norm(embeddings)
         x = images
         for layer in self.down_blocks:
             x = layer(x, training=training)  # reaches batch and spectral norm; others ignore it

@@ -128,6 +128,12 @@ class TextToImageGAN(keras.Model):
             ema_weight.assign(weight)
         self.built = True
 
+    def set_embedding_statistics(self, embeddings) -> None:
+        """Standardizes caption embeddings with these training captions' statistics in every
+        network (see `t2i_keras.conditioning`); call before `fit`."""
+        for network in (self.generator, self.ema_generator, self.discriminator):
+            network.embedding_norm.set_statistics(embeddings)
+
     @property
     def metrics(self):
         return list(self.trackers.values())

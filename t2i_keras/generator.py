@@ -8,6 +8,7 @@ import math
 import keras
 from keras import layers, ops
 
+from t2i_keras.conditioning import EmbeddingStandardization
 from t2i_keras.losses import conditioning_augmentation_kl
 
 SUPPORTED_SIZES = (16, 32, 64, 128, 256)
@@ -40,7 +41,9 @@ def block_filters(filters: int, blocks: int) -> list[int]:
 class Generator(keras.Model):
     """Caption embedding + noise -> image in [-1, 1].
 
-    The embedding is projected to `text_projection_dim` with a LeakyReLU (Reed §4.1), concatenated
+    The embedding is standardized with the training captions' statistics
+    (`t2i_keras.conditioning`), projected to `text_projection_dim` with a LeakyReLU (Reed §4.1),
+    concatenated
     with the noise, projected to a 4x4 seed and up-sampled by transposed convolutions with batch
     normalization and ReLU (DCGAN, Radford et al. 2016) to `image_size`, ending in tanh. The output
     is float32 under any mixed-precision policy.
@@ -84,6 +87,7 @@ class Generator(keras.Model):
 
         widths = block_filters(filters, upsampling_blocks(image_size))
         projected = text_projection_dim * (2 if conditioning_augmentation else 1)
+        self.embedding_norm = EmbeddingStandardization(dtype="float32", name="embedding_norm")
         self.text_projection = _dense(projected, name="text_projection")
         self.text_activation = layers.LeakyReLU(0.2)
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -104,7 +108,7 @@ class Generator(keras.Model):
 
     def condition(self, embeddings, training=False):
         """The conditioning vector and, for the train step, the CA KL term per example."""
-        projected = self.text_activation(self.text_projection(embeddings))
+        projected = self.text_activation(self.text_projection(self.embedding_norm(embeddings)))
         if not self.conditioning_augmentation:
             return projected, ops.zeros(ops.shape(projected)[:1], dtype="float32")
         mean, log_sigma = ops.split(projected, 2, axis=-1)

@@ -146,6 +146,7 @@ def train(config: Config, run_dir: str | pathlib.Path, verbose: int | str = "aut
         flip=config.data.flip,
     )
     gan = compile_gan(build_gan(config, encoder.output_dim), config, steps_per_epoch)
+    gan.set_embedding_statistics(data.embeddings.reshape(-1, encoder.output_dim))
     sample_embeddings = embed_captions(list(config.sample_captions), encoder, progress=False)
     callbacks = [
         t2i_callbacks.SampleGrid(

@@ -163,3 +163,21 @@ def test_config_and_keras_file_round_trip_keeps_the_ema(tmp_path):
         np.asarray(gan.discriminator([images, embeddings])),
         atol=1e-6,
     )
+
+
+def test_embedding_statistics_reach_every_network_and_survive_saving(tmp_path):
+    gan = tiny_gan()
+    rng = np.random.default_rng(0)
+    captions = rng.normal(3.0, 2.0, size=(500, 16)).astype(np.float32)
+    gan.set_embedding_statistics(captions)
+    for network in (gan.generator, gan.ema_generator, gan.discriminator):
+        standardized = np.asarray(network.embedding_norm(captions))
+        np.testing.assert_allclose(standardized.mean(0), 0.0, atol=1e-3)
+        np.testing.assert_allclose(standardized.std(0), 1.0, atol=1e-3)
+    gan.save(tmp_path / "gan.keras")
+    restored = keras.saving.load_model(tmp_path / "gan.keras", compile=False)
+    np.testing.assert_allclose(
+        np.asarray(restored.ema_generator.embedding_norm(captions)),
+        np.asarray(gan.ema_generator.embedding_norm(captions)),
+        atol=1e-6,
+    )
