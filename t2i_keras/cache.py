@@ -41,6 +41,7 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         yield tmp
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; others (a server) must read it
         old = None
         if target.exists():
             if not overwrite:
@@ -61,6 +62,7 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private, unlike a plain open()
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -69,3 +71,9 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

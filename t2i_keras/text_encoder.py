@@ -103,6 +103,7 @@ class TextEncoder(keras.layers.Layer):
         self.module = hub.load(resolve_handle(handle))
         probe = _as_embedding(self.module(tf.constant(["a"])))
         self.output_dim = int(probe.shape[-1])
+        self.built = True  # no Keras weights of its own; the module's variables are already loaded
 
     def call(self, captions):
         captions = tf.convert_to_tensor(captions)

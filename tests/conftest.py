@@ -34,3 +34,24 @@ def text_encoder(isolated_cache):
     from t2i_keras.text_encoder import TextEncoder
 
     return TextEncoder()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, text_encoder):
+    """A whole tiny training run (run directory and the trained GAN), shared by several modules."""
+    from t2i_keras.training import train
+
+    from .gan_helpers import tiny_config
+
+    run_dir = tmp_path_factory.mktemp("run")
+    gan = train(tiny_config(), run_dir, verbose=0)
+    return run_dir, gan
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory, tiny_run, text_encoder):
+    """The tiny run exported as `<root>/tiny/1` (max batch 8); returns the version folder."""
+    from t2i_keras.export import export_saved_model
+
+    root = tmp_path_factory.mktemp("saved_models") / "tiny"
+    return export_saved_model(tiny_run[1], text_encoder, root, max_batch=8)

@@ -59,3 +59,21 @@ def inputs(batch=2, image_size=16, seed=0):
         rng.normal(size=(batch, Z_DIM)).astype(np.float32),
         rng.uniform(-1, 1, (batch, image_size, image_size, 3)).astype(np.float32),
     )
+
+
+def tiny_config():
+    """The quickstart preset shrunk to a few seconds of training (tiny networks, 2 x 2 steps)."""
+    from t2i_keras import config as t2i_config
+
+    config = t2i_config.get_preset("quickstart")
+    config.data.image_size = 32
+    config.data.num_train = 64
+    config.data.num_test = 16
+    config.model.generator_filters = 4
+    config.model.discriminator_filters = 4
+    config.train.batch_size = 16
+    config.train.epochs = 2
+    config.train.steps_per_epoch = 2
+    config.sample_captions = ("a red flower", "a blue flower")
+    config.samples_per_caption = 2
+    return config

@@ -10,31 +10,11 @@ import numpy as np
 import pytest
 
 from t2i_keras import config as t2i_config
-from t2i_keras.training import generate_images, load_run, train
+from t2i_keras.training import generate_images, load_run
+
+from .gan_helpers import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tiny_config():
-    config = t2i_config.get_preset("quickstart")
-    config.data.image_size = 32
-    config.data.num_train = 64
-    config.data.num_test = 16
-    config.model.generator_filters = 4
-    config.model.discriminator_filters = 4
-    config.train.batch_size = 16
-    config.train.epochs = 2
-    config.train.steps_per_epoch = 2
-    config.sample_captions = ("a red flower", "a blue flower")
-    config.samples_per_caption = 2
-    return config
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, text_encoder):
-    run_dir = tmp_path_factory.mktemp("run")
-    gan = train(tiny_config(), run_dir, verbose=0)
-    return run_dir, gan
 
 
 def test_run_directory_holds_everything_to_reproduce_and_inspect(tiny_run):
