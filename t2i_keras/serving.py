@@ -101,23 +101,30 @@ class RestClient:
         model_name: str, the model's name in models.config.
         version: int or None (default, the newest version the server has loaded).
         timeout: float, seconds to wait for an answer (default 60).
+        format: "row" (default, `instances`) or "columnar" (`inputs`).
 
     Example:
         client = RestClient("http://localhost:8501", "flowers")
         images = client.predict({"captions": ["a red flower"]})["images"]  # uint8 [1, H, W, 3]
     """
 
-    def __init__(self, base_url: str, model_name: str, version: int | None = None, timeout: float = 60.0):
+    def __init__(
+        self,
+        base_url: str,
+        model_name: str,
+        version: int | None = None,
+        timeout: float = 60.0,
+        format: str = "row",
+    ):
+        if format not in REST_FORMATS:
+            raise ValueError(f"unknown REST format {format!r}; use one of {REST_FORMATS}")
         self.url = rest_predict_url(base_url, model_name, version)
-        self.timeout = timeout
+        self.timeout, self.format = timeout, format
 
     def predict(
-        self,
-        inputs: Mapping[str, object],
-        signature_name: str = "serving_default",
-        format: str = "row",
+        self, inputs: Mapping[str, object], signature_name: str = "serving_default"
     ) -> dict[str, np.ndarray]:
-        body = json.dumps(encode_rest_request(inputs, signature_name, format)).encode()
+        body = json.dumps(encode_rest_request(inputs, signature_name, self.format)).encode()
         request = urllib.request.Request(
             self.url, data=body, headers={"Content-Type": "application/json"}, method="POST"
         )
@@ -220,3 +227,25 @@ def images_from_outputs(outputs: Mapping[str, np.ndarray]) -> np.ndarray:
     if images.ndim != 4 or images.shape[-1] != 3 or images.size and (images.min() < 0 or images.max() > 255):
         raise ServingError(f"'images' is not a batch of uint8 RGB images: shape {images.shape}")
     return images.astype(np.uint8)
+
+
+def request_images(
+    client: RestClient | GrpcClient,
+    captions: list[str],
+    num_per_caption: int = 1,
+    seed: int | None = None,
+    z_dim: int = 100,
+) -> np.ndarray:
+    """uint8 [len(captions), num_per_caption, H, W, 3] from a served generator.
+
+    Without a seed the server draws fresh noise (`serving_default`); with one, the noise is drawn
+    here and sent (`generate_with_noise`), so the same seed gives the same images.
+    """
+    repeated = np.repeat(np.asarray(captions, dtype=object), num_per_caption)
+    if seed is None:
+        outputs = client.predict({"captions": repeated}, "serving_default")
+    else:
+        noise = np.random.default_rng(seed).standard_normal((len(repeated), z_dim)).astype(np.float32)
+        outputs = client.predict({"captions": repeated, "noise": noise}, "generate_with_noise")
+    images = images_from_outputs(outputs)
+    return images.reshape(len(captions), num_per_caption, *images.shape[1:])
