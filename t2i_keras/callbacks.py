@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import pathlib
 import tempfile
@@ -100,7 +101,8 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
         self.path = pathlib.Path(path)
 
     def on_epoch_end(self, epoch, logs=None):
-        save_model_atomically(self.model, self.path)
+        if all(math.isfinite(float(v)) for v in (logs or {}).values()):  # never keep NaN weights
+            save_model_atomically(self.model, self.path)
 
 
 def save_model_atomically(model: keras.Model, path: str | pathlib.Path) -> None:

@@ -14,6 +14,8 @@ import pathlib
 import typing
 from typing import Any
 
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")  # see t2i_keras.distribute
 SAMPLE_CAPTIONS = (
     "this flower has red petals and a yellow centre",
     "a flower with orange petals",
@@ -86,8 +88,11 @@ class TrainConfig:
         gan_int_weight: weight of the interpolated-embedding generator term.
         ma_gp_weight: matching-aware gradient penalty weight (DF-GAN uses 2; 0 disables).
         ema_decay: decay of the generator weights' moving average used for samples and export.
-        precision: "float32", "mixed_bfloat16" or "mixed_float16".
+        precision: "auto" (bf16 where the hardware has it, else float32), "float32",
+            "mixed_bfloat16" or "mixed_float16" (with loss scaling).
         jit_compile: XLA-compile the train step (single device only).
+        strategy: "auto", "default", "mirrored" or "multi_worker" (see t2i_keras.distribute).
+        backup_every: steps between fault-tolerance backups (0: only at epoch ends).
         seed: seeds the networks' initialization and the train step's randomness.
     """
 
@@ -104,8 +109,10 @@ class TrainConfig:
     gan_int_weight: float = 1.0
     ma_gp_weight: float = 0.0
     ema_decay: float = 0.999
-    precision: str = "float32"
+    precision: str = "auto"
     jit_compile: bool = False
+    strategy: str = "auto"
+    backup_every: int = 200
     seed: int = 0
 
 
@@ -135,8 +142,11 @@ class Config:
     def from_dict(cls, values: dict[str, Any]) -> Config:
         return _from_dict(cls, values)
 
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
     def save(self, path: str | pathlib.Path) -> None:
-        pathlib.Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        pathlib.Path(path).write_text(self.to_json())
 
     @classmethod
     def load(cls, path: str | pathlib.Path) -> Config:
@@ -211,13 +221,24 @@ def add_override_flags(parser: argparse.ArgumentParser) -> None:
             _add_flag(group, field.name, hint)
 
 
+# Fields with a fixed set of values, and the short flags the README documents for them.
+FIELD_CHOICES = {
+    "train.precision": PRECISIONS,
+    "train.strategy": STRATEGIES,
+    "train.loss": ("bce", "hinge"),
+    "model.discriminator_conditioning": ("concat", "projection"),
+}
+FLAG_ALIASES = {"train.precision": "--precision", "train.strategy": "--strategy"}
+
+
 def _add_flag(group, name: str, hint) -> None:
+    flags = [f"--{name}"] + ([FLAG_ALIASES[name]] if name in FLAG_ALIASES else [])
     if hint is bool:
-        group.add_argument(f"--{name}", type=_parse_bool, default=None, metavar="{true,false}")
+        group.add_argument(*flags, type=_parse_bool, default=None, metavar="{true,false}")
     elif typing.get_origin(hint) is tuple:
-        group.add_argument(f"--{name}", nargs="+", default=None)
+        group.add_argument(*flags, nargs="+", default=None)
     else:
-        group.add_argument(f"--{name}", type=hint, default=None)
+        group.add_argument(*flags, type=hint, default=None, choices=FIELD_CHOICES.get(name))
 
 
 def _parse_bool(text: str) -> bool:

@@ -13,40 +13,12 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from t2i_keras import losses
+from t2i_keras import distribute, losses
 from t2i_keras.discriminator import Discriminator
 from t2i_keras.generator import Generator
 
 LOSS_KINDS = tuple(losses.DISCRIMINATOR_LOSSES)
-
-
-def sample_wrong_indices(class_ids, seed) -> tuple[tf.Tensor, tf.Tensor]:
-    """For each example, a random other example of a *different* class (GAN-CLS's wrong image).
-
-    Shifting the batch by one (a common shortcut) can pair an image with its own class, which
-    teaches the discriminator that a matching pair is fake. Rows whose class fills the whole batch
-    have no candidate: their mask is 0 and the loss drops their wrong term.
-
-    Returns:
-        (indices int32 [B], mask float32 [B]).
-    """
-    class_ids = ops.convert_to_tensor(class_ids)
-    batch = ops.shape(class_ids)[0]
-    different = ops.not_equal(class_ids[:, None], class_ids[None, :])
-    scores = keras.random.uniform((batch, batch), seed=seed)
-    scores = ops.where(different, scores, -1.0)
-    return ops.cast(ops.argmax(scores, axis=1), "int32"), ops.cast(ops.any(different, axis=1), "float32")
-
-
-def interpolate_embeddings(embeddings, beta: float, seed) -> tf.Tensor:
-    """GAN-INT (Reed §4.3): beta·t1 + (1 − beta)·t2, with t2 a random permutation of the batch.
-
-    The interpolations lie near the data manifold of caption embeddings but have no real image,
-    so they can only teach the generator (the discriminator has no real pair for them).
-    """
-    batch = ops.shape(embeddings)[0]
-    order = ops.argsort(keras.random.uniform((batch,), seed=seed))
-    return beta * embeddings + (1.0 - beta) * ops.take(embeddings, order, axis=0)
+BATCH_KEYS = {"image", "embedding", "wrong_image", "wrong_mask", "mix_embedding", "noise"}
 
 
 @keras.saving.register_keras_serializable(package="t2i_keras")
@@ -66,14 +38,17 @@ class TextToImageGAN(keras.Model):
         kl_weight: float, default 1.0. Weight of conditioning augmentation's KL term (StackGAN).
         ema_decay: float, default 0.999. Decay of the generator weights' moving average (Karras
             et al. 2018; Yazıcı et al. 2019), used for samples and export. 0 copies the weights.
-        seed: int or None, default None. Seeds noise, wrong-image and interpolation sampling.
 
     Example:
         gan = TextToImageGAN(Generator(), Discriminator())
         gan.compile(d_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5),
                     g_optimizer=keras.optimizers.Adam(2e-4, beta_1=0.5))
-        gan.fit(dataset, epochs=10)  # batches of {"image", "embedding", "class_id"}
+        gan.fit(t2i_keras.data.pipeline.training_dataset(...), epochs=10)
     """
+
+    # Every weight is created in __init__ and both optimizers in compile, so Keras' symbolic build
+    # is skipped (t2i_keras.distribute.install_keras_workarounds).
+    builds_all_state = True
 
     def __init__(
         self,
@@ -85,7 +60,6 @@ class TextToImageGAN(keras.Model):
         ma_gp_weight: float = 0.0,
         kl_weight: float = 1.0,
         ema_decay: float = 0.999,
-        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -101,8 +75,6 @@ class TextToImageGAN(keras.Model):
         self.ma_gp_weight = ma_gp_weight
         self.kl_weight = kl_weight
         self.ema_decay = ema_decay
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
         self.ema_generator = Generator.from_config({**generator.get_config(), "name": "ema_generator"})
         self.ema_generator.trainable = False
         self.trackers = {
@@ -139,6 +111,7 @@ class TextToImageGAN(keras.Model):
         return list(self.trackers.values())
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
+        distribute.install_keras_workarounds()  # multi-worker `fit` (see t2i_keras.distribute)
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
@@ -158,9 +131,6 @@ class TextToImageGAN(keras.Model):
             noise = rng.standard_normal((embeddings.shape[0], self.generator.z_dim)).astype(np.float32)
         return self.ema_generator([embeddings, noise], training=False)
 
-    def _noise(self, batch):
-        return keras.random.normal((batch, self.generator.z_dim), seed=self.seed_generator)
-
     def _score(self, logits):
         """What the d_real/d_wrong/d_fake trackers report: D's probability for BCE, its raw
         output for hinge (which has no probabilistic reading)."""
@@ -172,16 +142,23 @@ class TextToImageGAN(keras.Model):
         optimizer.apply_gradients(zip(gradients, variables))
 
     def train_step(self, data):
+        missing = BATCH_KEYS - set(data)
+        if missing:
+            raise ValueError(
+                f"training batches lack {sorted(missing)}: build them with "
+                "t2i_keras.data.pipeline.training_dataset (or add t2i_keras.data.pairs.add_gan_pairs)"
+            )
         images = data["image"]
         embeddings = ops.cast(data["embedding"], "float32")
-        batch = ops.shape(images)[0]
+        noise = data["noise"]  # [B, 3, z]: D's fake, G's fake, G's GAN-INT fake
+        wrong_mask = data["wrong_mask"]
         d_loss_fn = losses.DISCRIMINATOR_LOSSES[self.loss]
         g_loss_fn = losses.GENERATOR_LOSSES[self.loss]
 
-        # Discriminator: real/right, wrong/right, fake/right (GAN-CLS, Reed Alg. 1).
-        wrong_indices, wrong_mask = sample_wrong_indices(data["class_id"], self.seed_generator)
-        wrong_images = ops.take(images, wrong_indices, axis=0)
-        fake_images = self.generator([embeddings, self._noise(batch)], training=True)
+        # Discriminator: real/right, wrong/right, fake/right (GAN-CLS, Reed Alg. 1). Wrong images,
+        # GAN-INT partners and noise come with the batch (t2i_keras.data.pairs explains why).
+        wrong_images = data["wrong_image"]
+        fake_images = self.generator([embeddings, noise[:, 0]], training=True)
         with tf.GradientTape() as tape:
             real_logits = self.discriminator([images, embeddings], training=True)
             wrong_logits = self.discriminator([wrong_images, embeddings], training=True)
@@ -200,13 +177,12 @@ class TextToImageGAN(keras.Model):
 
         # Generator: right text, plus GAN-INT's interpolated text (Reed §4.3).
         with tf.GradientTape() as tape:
-            fake_images, kl = self.generator.generate(embeddings, self._noise(batch), training=True)
+            fake_images, kl = self.generator.generate(embeddings, noise[:, 1], training=True)
             g_per_example = g_loss_fn(self.discriminator([fake_images, embeddings], training=True))
             if self.gan_int_weight:
-                mixed = interpolate_embeddings(embeddings, self.gan_int_beta, self.seed_generator)
-                mixed_images, mixed_kl = self.generator.generate(
-                    mixed, self._noise(batch), training=True
-                )
+                beta = self.gan_int_beta
+                mixed = beta * embeddings + (1.0 - beta) * ops.cast(data["mix_embedding"], "float32")
+                mixed_images, mixed_kl = self.generator.generate(mixed, noise[:, 2], training=True)
                 mixed_logits = self.discriminator([mixed_images, mixed], training=True)
                 g_per_example = g_per_example + self.gan_int_weight * g_loss_fn(mixed_logits)
                 kl = 0.5 * (kl + mixed_kl)
@@ -265,7 +241,6 @@ class TextToImageGAN(keras.Model):
             "ma_gp_weight": self.ma_gp_weight,
             "kl_weight": self.kl_weight,
             "ema_decay": self.ema_decay,
-            "seed": self.seed,
         }
 
     @classmethod

@@ -19,7 +19,9 @@ _INIT = keras.initializers.RandomNormal(stddev=0.02)
 _dense = functools.partial(layers.Dense, kernel_initializer=_INIT)
 _conv = functools.partial(layers.Conv2D, kernel_initializer=_INIT)
 _conv_transpose = functools.partial(layers.Conv2DTranspose, kernel_initializer=_INIT)
-_batch_norm = functools.partial(layers.BatchNormalization, momentum=0.9)
+# Synchronized across replicas: under tf.distribute each replica normalizes with the statistics of
+# the global batch, so N replicas at batch B train exactly like one device at batch N·B.
+_batch_norm = functools.partial(layers.BatchNormalization, momentum=0.9, synchronized=True)
 
 
 def upsampling_blocks(image_size: int) -> int:

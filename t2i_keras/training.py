@@ -6,6 +6,7 @@ Run-directory layout:
     <run_dir>/config.json           the resolved config (reproduces the run)
     <run_dir>/model.keras           the trained TextToImageGAN (config + weights, EMA included)
     <run_dir>/checkpoints/last.keras  written atomically after every epoch
+    <run_dir>/backup/step_N/        the latest backups (resume after a kill; see t2i_keras.backup)
     <run_dir>/samples/epoch_XXXX.png  fixed captions x fixed noise, EMA generator
     <run_dir>/history.json, training_curves.png, logs/ (TensorBoard)
 """
@@ -17,9 +18,11 @@ import pathlib
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from t2i_keras import cache, distribute, plots
 from t2i_keras import callbacks as t2i_callbacks
-from t2i_keras import plots
+from t2i_keras.backup import BackupEverySteps, StopOnNonFiniteLoss, TrainingBackup
 from t2i_keras.config import Config
 from t2i_keras.data import flowers
 from t2i_keras.data.pipeline import training_dataset
@@ -98,7 +101,6 @@ def build_gan(config: Config, embedding_dim: int) -> TextToImageGAN:
         gan_int_weight=t.gan_int_weight,
         ma_gp_weight=t.ma_gp_weight,
         ema_decay=t.ema_decay,
-        seed=t.seed,
     )
 
 
@@ -126,50 +128,101 @@ def compile_gan(gan: TextToImageGAN, config: Config, steps_per_epoch: int) -> Te
     return gan
 
 
-def train(config: Config, run_dir: str | pathlib.Path, verbose: int | str = "auto") -> TextToImageGAN:
-    """Trains a GAN as configured, writing everything into `run_dir` (see the module docstring)."""
-    run_dir = pathlib.Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.save(run_dir / "config.json")
-    keras.mixed_precision.set_global_policy(config.train.precision)
-    keras.utils.set_random_seed(config.train.seed)
+def train(
+    config: Config,
+    run_dir: str | pathlib.Path,
+    verbose: int | str = "auto",
+    strategy: tf.distribute.Strategy | None = None,
+) -> TextToImageGAN:
+    """Trains a GAN as configured, writing everything into `run_dir` (see the module docstring).
+
+    Running the same command again after a crash or a kill resumes from the last backup (every
+    `train.backup_every` steps) and gives the same result as an uninterrupted run. Under several
+    workers only the chief writes into `run_dir`; the others write into temporary folders.
+    A NaN/Inf loss stops the run with a `FloatingPointError`; the last good backup is kept.
+    """
+    t = config.train
+    strategy = strategy or distribute.choose_strategy(t.strategy)
+    precision = distribute.default_precision() if t.precision == "auto" else t.precision
+    if t.jit_compile and strategy.num_replicas_in_sync > 1:
+        raise ValueError(
+            "train.jit_compile does not work under MirroredStrategy on CPUs (TF 2.21); "
+            "turn it off for multi-replica runs"
+        )
+    out_dir = distribute.worker_dir(run_dir, strategy)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache.atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
+    keras.mixed_precision.set_global_policy(precision)
+    keras.utils.set_random_seed(t.seed)
 
     encoder = TextEncoder(config.text_encoder)
     data = load_split(config, "train", encoder)
-    steps_per_epoch = config.train.steps_per_epoch or len(data.images) // config.train.batch_size
-    dataset = training_dataset(
-        data.images,
-        data.embeddings,
-        data.class_ids,
-        batch_size=config.train.batch_size,
-        seed=config.data.seed,
-        flip=config.data.flip,
-    )
-    gan = compile_gan(build_gan(config, encoder.output_dim), config, steps_per_epoch)
-    gan.set_embedding_statistics(data.embeddings.reshape(-1, encoder.output_dim))
-    sample_embeddings = embed_captions(list(config.sample_captions), encoder, progress=False)
+    steps_per_epoch = t.steps_per_epoch or len(data.images) // t.batch_size
+    total_steps = t.epochs * steps_per_epoch
+    with strategy.scope():
+        gan = compile_gan(build_gan(config, encoder.output_dim), config, steps_per_epoch)
+        gan.set_embedding_statistics(data.embeddings.reshape(-1, encoder.output_dim))
+    backup = TrainingBackup(gan, out_dir / "backup")
+    start_step = backup.restore()
+    if verbose and start_step:
+        print(f"Resuming {out_dir} from its backup at step {start_step} of {total_steps}")
+
+    def dataset(from_step):
+        return training_dataset(
+            data.images,
+            data.embeddings,
+            data.class_ids,
+            batch_size=t.batch_size,
+            seed=config.data.seed,
+            flip=config.data.flip,
+            z_dim=config.model.z_dim,
+            start_step=from_step,
+        )
+
+    stop_on_nan = StopOnNonFiniteLoss(start_step)
     callbacks = [
+        stop_on_nan,
+        BackupEverySteps(backup, t.backup_every, start_step),
         t2i_callbacks.SampleGrid(
             config.sample_captions,
-            sample_embeddings,
-            run_dir / "samples",
+            embed_captions(list(config.sample_captions), encoder, progress=False),
+            out_dir / "samples",
             samples_per_caption=config.samples_per_caption,
-            seed=config.train.seed,
-            log_dir=run_dir / "logs",
+            seed=t.seed,
+            log_dir=out_dir / "logs",
         ),
-        t2i_callbacks.TrainingCurves(run_dir),
-        t2i_callbacks.AtomicModelCheckpoint(run_dir / "checkpoints" / "last.keras"),
-        keras.callbacks.TensorBoard(run_dir / "logs", update_freq="epoch"),
-        keras.callbacks.TerminateOnNaN(),
+        t2i_callbacks.TrainingCurves(out_dir),
+        t2i_callbacks.AtomicModelCheckpoint(out_dir / "checkpoints" / "last.keras"),
+        keras.callbacks.TensorBoard(out_dir / "logs", update_freq="epoch"),
     ]
-    gan.fit(
-        dataset,
-        epochs=config.train.epochs,
-        steps_per_epoch=steps_per_epoch,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
-    t2i_callbacks.save_model_atomically(gan, run_dir / "model.keras")
+    # A run killed mid-epoch first finishes that epoch, then runs the remaining whole epochs; the
+    # data stream restarts exactly at the restored step either way.
+    epoch, offset = divmod(start_step, steps_per_epoch)
+    phases = []
+    if offset:
+        phases.append((epoch, epoch + 1, steps_per_epoch - offset, start_step))
+        epoch += 1
+    if epoch < t.epochs:
+        phases.append((epoch, t.epochs, steps_per_epoch, epoch * steps_per_epoch))
+    for initial_epoch, epochs, steps, from_step in phases:
+        gan.fit(
+            dataset(from_step),
+            initial_epoch=initial_epoch,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            shuffle=False,  # the dataset shuffles itself, by seed
+            verbose=verbose,
+        )
+        if stop_on_nan.failed_at is not None:
+            last = backup.latest()
+            raise FloatingPointError(
+                f"training stopped: a loss became NaN/Inf at step {stop_on_nan.failed_at} "
+                f"({stop_on_nan.failed_logs}). The last good backup is "
+                f"{last if last else 'none (no backup was written yet)'}; running the same command "
+                "resumes from it. Lower the learning rates, or use float32 / loss scaling."
+            )
+    t2i_callbacks.save_model_atomically(gan, out_dir / "model.keras")
     return gan
 
 

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from t2i_keras.data.pairs import add_gan_pairs
 from t2i_keras.discriminator import Discriminator
 from t2i_keras.gan import TextToImageGAN
 from t2i_keras.generator import Generator
@@ -24,7 +25,7 @@ def tiny_discriminator(image_size=16, **kwargs):
 
 
 def tiny_gan(image_size=16, generator_kwargs=None, discriminator_kwargs=None, **kwargs):
-    kwargs = {"seed": 0, "ema_decay": 0.5, **kwargs}
+    kwargs = {"ema_decay": 0.5, **kwargs}
     return TextToImageGAN(
         tiny_generator(image_size, **(generator_kwargs or {})),
         tiny_discriminator(image_size, **(discriminator_kwargs or {})),
@@ -49,7 +50,11 @@ def tiny_batches(batch=8, image_size=16, classes=4, seed=0):
         "embedding": rng.normal(size=(n, EMBEDDING_DIM)).astype(np.float32),
         "class_id": (np.arange(n) % classes).astype(np.int32),
     }
-    return tf.data.Dataset.from_tensor_slices(data).batch(batch, drop_remainder=True).repeat()
+    batches = tf.data.Dataset.from_tensor_slices(data).batch(batch, drop_remainder=True).repeat()
+    # As the training pipeline does: wrong images, GAN-INT partners and noise per batch, seeded.
+    return batches.enumerate().map(
+        lambda i, b: add_gan_pairs(b, tf.stack([tf.constant(seed, tf.int64), i]), Z_DIM)
+    )
 
 
 def inputs(batch=2, image_size=16, seed=0):
