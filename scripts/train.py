@@ -2,6 +2,9 @@
 
     .venv/bin/python scripts/train.py --preset quickstart --run-dir runs/quickstart
     .venv/bin/python scripts/train.py --preset flowers64 --train.batch_size 128 --train.loss hinge
+
+Run the same command again to resume after a crash or a kill. On several machines, run it once per
+machine with TF_CONFIG set (see the README); --strategy and --precision pick how it runs.
 """
 
 import argparse
@@ -16,6 +19,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quickstart", choices=sorted(t2i_config.PRESETS))
     parser.add_argument("--run-dir", default=None, help="default: runs/<preset>")
+    parser.add_argument("--export-dir", help="also export the trained model here (TF Serving base path)")
     t2i_config.add_override_flags(parser)
     args = parser.parse_args()
 
@@ -23,8 +27,7 @@ def main() -> None:
 
     config = t2i_config.apply_overrides(t2i_config.get_preset(args.preset), args)
     run_dir = args.run_dir or os.path.join("runs", args.preset)
-    train(config, run_dir)
-    print(f"Trained model and samples in {run_dir}/")
+    train(config, run_dir, export_dir=args.export_dir)
 
 
 if __name__ == "__main__":

@@ -13,18 +13,23 @@ Each backup is written into a temporary folder, renamed to `step_<n>/`, and only
 
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 import shutil
 
 import keras
-import tensorflow as tf
+import numpy as np
 
 from t2i_keras.cache import atomic_directory, atomic_write_bytes
 
 
 class TrainingBackup:
     """Writes and restores backups of a compiled TextToImageGAN in `directory`.
+
+    A backup is Keras' own weights file of the model (its attributes reach both networks, the EMA
+    generator and both optimizers) plus `state.json` with the step and the random generators'
+    states, which Keras' weights file leaves out.
 
     Args:
         gan: a compiled TextToImageGAN.
@@ -37,22 +42,22 @@ class TrainingBackup:
     """
 
     def __init__(self, gan, directory: str | pathlib.Path, keep: int = 2):
+        self.gan = gan
         self.directory = pathlib.Path(directory)
         self.keep = keep
-        self._step = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self._checkpoint = tf.train.Checkpoint(
-            gan=gan, d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer, step=self._step
-        )
+
+    def _rng_states(self):
+        return [v for v in self.gan.variables if v.path.endswith("seed_generator_state")]
 
     def latest(self) -> pathlib.Path | None:
         pointer = self.directory / "latest"
         if not pointer.exists():
             return None
         path = self.directory / pointer.read_text().strip()
-        if not path.exists():
+        if not (path / "state.json").exists():
             raise FileNotFoundError(
-                f"{pointer} names {path.name}, which is missing: the backup folder was edited by "
-                "hand; delete it to start over"
+                f"{pointer} names {path.name}, which is missing or incomplete: the backup folder "
+                "was edited by hand; delete it to start over"
             )
         return path
 
@@ -61,17 +66,21 @@ class TrainingBackup:
         path = self.latest()
         if path is None:
             return 0
-        self._checkpoint.read(str(path / "ckpt")).assert_existing_objects_matched()
-        return int(self._step.numpy())
+        self.gan.load_weights(path / "model.weights.h5")
+        state = json.loads((path / "state.json").read_text())
+        for variable, value in zip(self._rng_states(), state["rng_states"], strict=True):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+        return int(state["step"])
 
     def save(self, step: int) -> pathlib.Path:
-        self._step.assign(step)
         name = f"step_{step:09d}"
         target = self.directory / name
         if target.exists():
             shutil.rmtree(target)
+        state = {"step": step, "rng_states": [np.asarray(v).tolist() for v in self._rng_states()]}
         with atomic_directory(target) as tmp:
-            self._checkpoint.write(str(tmp / "ckpt"))
+            self.gan.save_weights(tmp / "model.weights.h5")
+            (tmp / "state.json").write_text(json.dumps(state))
         atomic_write_bytes(self.directory / "latest", name.encode())
         for old in sorted(self.directory.glob("step_*"))[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)

@@ -61,11 +61,16 @@ class Discriminator(keras.Model):
         self.embedding_norm = EmbeddingStandardization(dtype="float32", name="embedding_norm")
         self.down_blocks = []
         for i, width in enumerate(widths):
-            self.down_blocks.append(
-                self._normalized(_conv(width, 4, strides=2, padding="same", name=f"down{i}"))
-            )
             # No batch norm on the first block (DCGAN) nor with spectral norm (Miyato et al.).
-            if i > 0 and not spectral_norm:
+            # A bias before batch norm is cancelled by it: its gradient is pure round-off, which
+            # Adam would scale up to full-size steps, so such convolutions have none.
+            normed = i > 0 and not spectral_norm
+            self.down_blocks.append(
+                self._normalized(
+                    _conv(width, 4, strides=2, padding="same", use_bias=not normed, name=f"down{i}")
+                )
+            )
+            if normed:
                 self.down_blocks.append(_batch_norm(name=f"down{i}_norm"))
             self.down_blocks.append(layers.LeakyReLU(0.2))
         last = widths[-1]
@@ -73,7 +78,9 @@ class Discriminator(keras.Model):
             self.text_projection = self._normalized(
                 _dense(text_projection_dim, name="text_projection")
             )
-            self.joint_conv = self._normalized(_conv(last, 1, name="joint"))
+            self.joint_conv = self._normalized(
+                _conv(last, 1, use_bias=spectral_norm, name="joint")
+            )
             self.joint_norm = None if spectral_norm else _batch_norm(name="joint_norm")
             self.to_logit = self._normalized(_conv(1, 4, padding="valid", name="logit"))
         else:

@@ -15,10 +15,21 @@ SUPPORTED_SIZES = (16, 32, 64, 128, 256)
 
 # DCGAN's initialisation and batch-norm momentum (Radford et al. 2016, §4; PyTorch's 0.1 update
 # rate), which Reed et al. 2016 also use; Keras' defaults (Glorot, 0.99) train markedly slower.
-_INIT = keras.initializers.RandomNormal(stddev=0.02)
-_dense = functools.partial(layers.Dense, kernel_initializer=_INIT)
-_conv = functools.partial(layers.Conv2D, kernel_initializer=_INIT)
-_conv_transpose = functools.partial(layers.Conv2DTranspose, kernel_initializer=_INIT)
+# A fresh initializer per layer, made when the layer is: an unseeded Keras initializer draws its
+# seed when constructed, so one made at import time would ignore `keras.utils.set_random_seed`
+# (runs would not repeat) and would give every layer of the same shape the same weights.
+def _with_dcgan_init(layer_class):
+    def make(*args, **kwargs):
+        return layer_class(
+            *args, kernel_initializer=keras.initializers.RandomNormal(stddev=0.02), **kwargs
+        )
+
+    return make
+
+
+_dense = _with_dcgan_init(layers.Dense)
+_conv = _with_dcgan_init(layers.Conv2D)
+_conv_transpose = _with_dcgan_init(layers.Conv2DTranspose)
 # Synchronized across replicas: under tf.distribute each replica normalizes with the statistics of
 # the global batch, so N replicas at batch B train exactly like one device at batch N·B.
 _batch_norm = functools.partial(layers.BatchNormalization, momentum=0.9, synchronized=True)

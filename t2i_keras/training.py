@@ -27,6 +27,7 @@ from t2i_keras.config import Config
 from t2i_keras.data import flowers
 from t2i_keras.data.pipeline import training_dataset
 from t2i_keras.discriminator import Discriminator
+from t2i_keras.export import export_saved_model
 from t2i_keras.gan import TextToImageGAN
 from t2i_keras.generator import Generator
 from t2i_keras.text_encoder import TextEncoder, embed_captions
@@ -133,6 +134,7 @@ def train(
     run_dir: str | pathlib.Path,
     verbose: int | str = "auto",
     strategy: tf.distribute.Strategy | None = None,
+    export_dir: str | pathlib.Path | None = None,
 ) -> TextToImageGAN:
     """Trains a GAN as configured, writing everything into `run_dir` (see the module docstring).
 
@@ -140,6 +142,7 @@ def train(
     `train.backup_every` steps) and gives the same result as an uninterrupted run. Under several
     workers only the chief writes into `run_dir`; the others write into temporary folders.
     A NaN/Inf loss stops the run with a `FloatingPointError`; the last good backup is kept.
+    With `export_dir`, the trained model is also exported there for TF Serving (`t2i_keras.export`).
     """
     t = config.train
     strategy = strategy or distribute.choose_strategy(t.strategy)
@@ -223,6 +226,13 @@ def train(
                 "resumes from it. Lower the learning rates, or use float32 / loss scaling."
             )
     t2i_callbacks.save_model_atomically(gan, out_dir / "model.keras")
+    if export_dir is not None:
+        chief = distribute.is_chief(strategy)
+        exported = export_saved_model(gan, encoder, export_dir if chief else out_dir / "export")
+        if verbose:
+            print(f"Exported {exported}")
+    if verbose:
+        print(f"Wrote run {out_dir} ({'chief' if distribute.is_chief(strategy) else 'worker copy'})")
     return gan
 
 

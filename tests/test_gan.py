@@ -68,7 +68,7 @@ def test_every_option_together_hinge_magp_ca_sn_projection():
     assert history["gp"][0] > 0
 
 
-@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_step_gives_finite_losses(policy):
     keras.mixed_precision.set_global_policy(policy)
     try:
