@@ -16,6 +16,26 @@ from typing import Any
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")  # see t2i_keras.distribute
+BIRD_CAPTIONS = (
+    "this bird has a red crown and a short black beak",
+    "a small yellow bird with black wings",
+    "this bird is blue with white on its belly",
+    "a large white bird with a long orange beak",
+    "this bird has brown and white speckled feathers",
+    "a black bird with a red patch on its wing",
+    "this small bird has a grey head and a white throat",
+    "a bright green bird with a curved bill",
+)
+COCO_CAPTIONS = (
+    "a red double decker bus driving down a street",
+    "a plate of food with broccoli and rice",
+    "a man riding a wave on top of a surfboard",
+    "a giraffe standing in a grassy field",
+    "a living room with a couch and a television",
+    "a group of people flying kites on a beach",
+    "a train traveling down tracks next to a forest",
+    "a cat sleeping on a bed",
+)
 SAMPLE_CAPTIONS = (
     "this flower has red petals and a yellow centre",
     "a flower with orange petals",
@@ -28,20 +48,36 @@ SAMPLE_CAPTIONS = (
 )
 
 
+DATASETS = ("flowers", "oxford102", "cub", "coco", "folder")
+RESIZE_POLICIES = ("center_crop", "pad", "bbox")
+
+
 @dataclasses.dataclass
 class DataConfig:
     """What to train on.
 
     Args:
-        dataset: "flowers" (the built-in procedural captioned flowers).
+        dataset: "flowers" (the built-in procedural captioned flowers), or a real dataset read
+            from `data_dir` (see t2i_keras.data.prepared): "oxford102" or "cub" (Reed et al.'s
+            layouts), "coco", or "folder" (images with sidecar captions, or a CSV/JSONL table).
+        data_dir: where a real dataset is.
+        train_split / test_split: split names the dataset's reader knows (Reed: "train" is the
+            train+val classes, "test" the held-out classes; COCO: "train", "val").
+        resize_policy: "center_crop", "pad" or "bbox" (CUB's boxes enlarged 1.5x, StackGAN).
+        max_captions: keep at most this many captions per image (0: all).
         image_size: side of the square images (32, 64, 128 or 256).
-        num_train: training images generated (procedural datasets only).
-        num_test: held-out images generated for evaluation.
+        num_train: training images generated (procedural flowers only).
+        num_test: held-out images generated for evaluation (procedural flowers only).
         seed: dataset seed; train and test splits derive disjoint seeds from it.
         flip: random horizontal flips (the captions of flowers and birds are mirror-invariant).
     """
 
     dataset: str = "flowers"
+    data_dir: str = ""
+    train_split: str = "train"
+    test_split: str = "test"
+    resize_policy: str = "center_crop"
+    max_captions: int = 0
     image_size: int = 64
     num_train: int = 8000
     num_test: int = 1000
@@ -193,12 +229,54 @@ def _quickstart() -> Config:
     )
 
 
+def _reed(dataset: str, data_dir: str, **data) -> Config:
+    """Reed et al. 2016's 64x64 setting: Adam 2e-4 (beta1 0.5), batch 64, 600 epochs, learning
+    rates halved every 100 epochs, BCE GAN-INT-CLS with the concatenation discriminator."""
+    return Config(
+        preset="",
+        data=DataConfig(dataset=dataset, data_dir=data_dir, image_size=64, **data),
+        train=TrainConfig(batch_size=64, epochs=600, lr_halve_every=100, loss="bce"),
+    )
+
+
 def _flowers64() -> Config:
-    """Reed et al. 2016's full-quality 64x64 run (a GPU job: 600 epochs)."""
-    return Config(preset="flowers64", data=DataConfig(num_train=8000, num_test=1000))
+    """Oxford-102 flowers with Reed's captions (zero-shot class split, trainval classes)."""
+    config = _reed("oxford102", "data/oxford102")
+    config.preset = "flowers64"
+    return config
 
 
-PRESETS = {"quickstart": _quickstart, "flowers64": _flowers64}
+def _birds64() -> Config:
+    """CUB-200-2011 with Reed's captions, cropped to the bounding box enlarged 1.5x (StackGAN)."""
+    config = _reed("cub", "data/cub", resize_policy="bbox")
+    config.preset = "birds64"
+    config.sample_captions = BIRD_CAPTIONS
+    return config
+
+
+def _coco64() -> Config:
+    """COCO 2014/2017 captions. Reed et al. train COCO for fewer passes (its 80k images give
+    many more steps per epoch); 200 epochs, halved every 50, no flips (captions say left/right)."""
+    config = _reed("coco", "data/coco", flip=False)
+    config.preset = "coco64"
+    config.data.test_split = "val"
+    config.train.epochs, config.train.lr_halve_every = 200, 50
+    config.sample_captions = COCO_CAPTIONS
+    return config
+
+
+def _procedural64() -> Config:
+    """The built-in procedural flowers at full quality (Reed's 64x64 setting; a GPU job)."""
+    return Config(preset="procedural64", data=DataConfig(num_train=8000, num_test=1000))
+
+
+PRESETS = {
+    "quickstart": _quickstart,
+    "procedural64": _procedural64,
+    "flowers64": _flowers64,
+    "birds64": _birds64,
+    "coco64": _coco64,
+}
 
 
 def get_preset(name: str) -> Config:
@@ -226,6 +304,8 @@ FIELD_CHOICES = {
     "train.precision": PRECISIONS,
     "train.strategy": STRATEGIES,
     "train.loss": ("bce", "hinge"),
+    "data.dataset": DATASETS,
+    "data.resize_policy": RESIZE_POLICIES,
     "model.discriminator_conditioning": ("concat", "projection"),
 }
 FLAG_ALIASES = {"train.precision": "--precision", "train.strategy": "--strategy"}

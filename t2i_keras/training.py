@@ -26,6 +26,7 @@ from t2i_keras.backup import BackupEverySteps, StopOnNonFiniteLoss, TrainingBack
 from t2i_keras.config import Config
 from t2i_keras.data import flowers
 from t2i_keras.data.pipeline import training_dataset
+from t2i_keras.data.prepared import load_prepared, prepare_dataset
 from t2i_keras.discriminator import Discriminator
 from t2i_keras.export import export_saved_model
 from t2i_keras.gan import TextToImageGAN
@@ -39,38 +40,70 @@ class CaptionedImages:
 
     Attributes:
         images: uint8 [N, H, W, 3].
-        captions: str [N, C].
-        embeddings: float32 [N, C, D].
-        class_ids: int32 [N].
-        attributes: extra per-image arrays (ground truth for evaluation), keyed by name.
+        captions: str [N, C] ("" past an image's count).
+        embeddings: float32 [N, C, D] (zero rows past an image's count).
+        caption_counts: int32 [N], real captions per image (C for the procedural flowers).
+        class_ids: int32 [N]; wrong images are drawn from other classes.
+        attributes: extra per-image arrays (ground truth for evaluation, ids), keyed by name.
     """
 
     images: np.ndarray
     captions: np.ndarray
     embeddings: np.ndarray
+    caption_counts: np.ndarray
     class_ids: np.ndarray
     attributes: dict[str, np.ndarray]
 
+    def real_embeddings(self) -> np.ndarray:
+        """float32 [total captions, D]: every real caption's embedding, padding left out."""
+        valid = np.arange(self.embeddings.shape[1]) < self.caption_counts[:, None]
+        return self.embeddings[valid]
+
 
 def load_split(config: Config, split: str, encoder: TextEncoder) -> CaptionedImages:
-    """Builds one split of the configured dataset and embeds its captions (cached)."""
-    if config.data.dataset != "flowers":
-        raise ValueError(f"Unknown dataset {config.data.dataset!r}; available: 'flowers'")
-    count = config.data.num_train if split == "train" else config.data.num_test
-    examples = flowers.generate_examples(
-        count, image_size=config.data.image_size, seed=config.data.seed, split=split
+    """One split ("train" or "test") of the configured dataset, captions embedded (cached).
+
+    Real datasets are prepared once into the cache (decoded, resized, embedded; see
+    `t2i_keras.data.prepared`) and reused by every later run.
+    """
+    d = config.data
+    if d.dataset == "flowers":
+        count = d.num_train if split == "train" else d.num_test
+        examples = flowers.generate_examples(count, image_size=d.image_size, seed=d.seed, split=split)
+        captions = examples["captions"]
+        flat = embed_captions([str(c) for c in captions.reshape(-1)], encoder)
+        return CaptionedImages(
+            images=examples["image"],
+            captions=captions,
+            embeddings=flat.reshape(*captions.shape, -1),
+            caption_counts=np.full(len(captions), captions.shape[1], np.int32),
+            class_ids=examples["class_id"].astype(np.int32),
+            attributes={
+                k: v for k, v in examples.items() if k not in ("image", "captions", "class_id")
+            },
+        )
+    if not d.data_dir:
+        raise ValueError(
+            f"dataset {d.dataset!r} is read from disk: set --data.data_dir to its folder "
+            "(see the README's 'Training on real data')"
+        )
+    prepared = prepare_dataset(
+        d.dataset,
+        d.data_dir,
+        d.train_split if split == "train" else d.test_split,
+        d.image_size,
+        encoder,
+        resize_policy=d.resize_policy,
+        max_captions=d.max_captions or None,
     )
-    captions = examples["captions"]
-    flat = embed_captions([str(c) for c in captions.reshape(-1)], encoder)
-    attributes = {
-        k: v for k, v in examples.items() if k not in ("image", "captions", "class_id")
-    }
+    data = load_prepared(prepared)
     return CaptionedImages(
-        images=examples["image"],
-        captions=captions,
-        embeddings=flat.reshape(*captions.shape, -1),
-        class_ids=examples["class_id"].astype(np.int32),
-        attributes=attributes,
+        images=data["images"],
+        captions=data["captions"],
+        embeddings=data["embeddings"],
+        caption_counts=data["caption_counts"],
+        class_ids=data["class_ids"],
+        attributes={"ids": data["ids"]},
     )
 
 
@@ -164,7 +197,7 @@ def train(
     total_steps = t.epochs * steps_per_epoch
     with strategy.scope():
         gan = compile_gan(build_gan(config, encoder.output_dim), config, steps_per_epoch)
-        gan.set_embedding_statistics(data.embeddings.reshape(-1, encoder.output_dim))
+        gan.set_embedding_statistics(data.real_embeddings())
     backup = TrainingBackup(gan, out_dir / "backup")
     start_step = backup.restore()
     if verbose and start_step:
@@ -178,6 +211,7 @@ def train(
             batch_size=t.batch_size,
             seed=config.data.seed,
             flip=config.data.flip,
+            caption_counts=data.caption_counts,
             z_dim=config.model.z_dim,
             start_step=from_step,
         )

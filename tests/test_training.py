@@ -68,3 +68,27 @@ def test_train_script_rejects_unknown_presets_and_bad_flags():
             capture_output=True, text=True, timeout=120,
         )
         assert result.returncode == 2 and "error" in result.stderr
+
+
+def test_training_on_real_photographs_coco_mini(shared_data, tmp_path, text_encoder):
+    """Prepare COCO-format data (80 real photos, 400 captions), train a few steps, generate."""
+    from t2i_keras.training import load_split, train
+
+    coco_mini = shared_data / "coco-mini"
+    if not coco_mini.is_dir():
+        pytest.skip(f"{coco_mini} is absent")
+    config = tiny_config()
+    config.data.dataset, config.data.data_dir = "coco", str(coco_mini)
+    config.data.flip = False
+    config.sample_captions = ("a man riding a wave on a surfboard", "a plate of food")
+    gan = train(config, tmp_path, verbose=0)
+    data = load_split(config, "train", text_encoder)
+    assert data.images.shape == (80, 32, 32, 3)
+    assert int(data.caption_counts.sum()) == 400
+    assert len(data.real_embeddings()) == 400
+    images = generate_images(gan, text_encoder, ["a giraffe standing in a field"], 2, seed=0)
+    assert images.shape == (1, 2, 32, 32, 3) and images.std() > 0
+    assert (tmp_path / "samples" / "epoch_0002.png").exists()
+    with pytest.raises(ValueError, match="set --data.data_dir"):
+        config.data.data_dir = ""
+        load_split(config, "train", text_encoder)
