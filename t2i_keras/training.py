@@ -188,7 +188,18 @@ def train(
     out_dir = distribute.worker_dir(run_dir, strategy)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache.atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
-    keras.mixed_precision.set_global_policy(precision)
+    if verbose:
+        print(f"Training with {precision} on {strategy.num_replicas_in_sync} replica(s)")
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)  # the layers built below keep it
+    try:
+        return _train(config, out_dir, strategy, verbose, export_dir)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train(config, out_dir, strategy, verbose, export_dir) -> TextToImageGAN:
+    t = config.train
     keras.utils.set_random_seed(t.seed)
 
     encoder = TextEncoder(config.text_encoder)

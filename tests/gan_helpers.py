@@ -79,6 +79,7 @@ def tiny_config():
     config.train.batch_size = 16
     config.train.epochs = 2
     config.train.steps_per_epoch = 2
+    config.train.precision = "float32"  # "auto" would depend on the test machine's CPU
     config.sample_captions = ("a red flower", "a blue flower")
     config.samples_per_caption = 2
     return config
