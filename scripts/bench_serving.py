@@ -5,6 +5,7 @@ generator and the uint8 conversion. The bare generator is the same Keras EMA gen
 `tf.function`, fed embeddings computed beforehand. Calls are interleaved; medians are reported.
 
     .venv/bin/python scripts/bench_serving.py --run runs/quickstart [--calls 200] [--batch 64]
+    .venv/bin/python scripts/bench_serving.py --preset flowers64   # untrained, same cost
 """
 
 import argparse
@@ -18,7 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="a run directory written by scripts/train.py")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="a run directory written by scripts/train.py")
+    source.add_argument("--preset", help="an untrained model of this preset (speed only)")
     parser.add_argument("--calls", type=int, default=200, help="timed calls at batch 1")
     parser.add_argument("--repeats", type=int, default=15, help="timed calls at the large batch")
     parser.add_argument("--batch", type=int, default=64)
@@ -28,10 +31,15 @@ def main() -> None:
     import tensorflow as tf
 
     from t2i_keras import export
+    from t2i_keras.config import get_preset
     from t2i_keras.text_encoder import TextEncoder
-    from t2i_keras.training import load_run
+    from t2i_keras.training import build_gan, load_run
 
-    gan, config = load_run(args.run)
+    if args.run:
+        gan, config = load_run(args.run)
+    else:
+        config = get_preset(args.preset)
+        gan = build_gan(config, embedding_dim=512)
     encoder = TextEncoder(config.text_encoder)
     with tempfile.TemporaryDirectory() as tmp:
         served = export.load_saved_model(export.export_saved_model(gan, encoder, f"{tmp}/model"))

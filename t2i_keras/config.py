@@ -129,6 +129,9 @@ class TrainConfig:
         jit_compile: XLA-compile the train step (single device only).
         strategy: "auto", "default", "mirrored" or "multi_worker" (see t2i_keras.distribute).
         backup_every: steps between fault-tolerance backups (0: only at epoch ends).
+        eval_every: compute FID/KID (and attribute accuracy on procedural flowers) every this many
+            epochs on held-out captions, logged to TensorBoard and history (0: off).
+        eval_samples: generated images per such evaluation.
         seed: seeds the networks' initialization and the train step's randomness.
     """
 
@@ -149,6 +152,8 @@ class TrainConfig:
     jit_compile: bool = False
     strategy: str = "auto"
     backup_every: int = 200
+    eval_every: int = 0
+    eval_samples: int = 64
     seed: int = 0
 
 

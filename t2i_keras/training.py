@@ -31,6 +31,8 @@ from t2i_keras.discriminator import Discriminator
 from t2i_keras.export import export_saved_model
 from t2i_keras.gan import TextToImageGAN
 from t2i_keras.generator import Generator
+from t2i_keras.metrics.attributes import load_attribute_classifier
+from t2i_keras.metrics.callback import GenerationMetrics
 from t2i_keras.text_encoder import TextEncoder, embed_captions
 
 
@@ -239,6 +241,25 @@ def _train(config, out_dir, strategy, verbose, export_dir) -> TextToImageGAN:
             seed=t.seed,
             log_dir=out_dir / "logs",
         ),
+    ]
+    if t.eval_every > 0 and distribute.is_chief(strategy):
+        # Before TrainingCurves and TensorBoard: it adds its metrics to the epoch's logs.
+        flowers_classifier = (
+            load_attribute_classifier(config.data.image_size, config.data.seed)
+            if config.data.dataset == "flowers"
+            else None
+        )
+        callbacks.append(
+            GenerationMetrics.from_split(
+                load_split(config, "test", encoder),
+                num_samples=t.eval_samples,
+                every_epochs=t.eval_every,
+                attribute_classifier=flowers_classifier,
+                log_dir=out_dir / "logs" / "metrics",
+                seed=t.seed,
+            )
+        )
+    callbacks += [
         t2i_callbacks.TrainingCurves(out_dir),
         t2i_callbacks.AtomicModelCheckpoint(out_dir / "checkpoints" / "last.keras"),
         keras.callbacks.TensorBoard(out_dir / "logs", update_freq="epoch"),
