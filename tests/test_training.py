@@ -80,8 +80,12 @@ def test_training_on_real_photographs_coco_mini(shared_data, tmp_path, text_enco
     config = tiny_config()
     config.data.dataset, config.data.data_dir = "coco", str(coco_mini)
     config.data.flip = False
+    config.data.test_split = "train"  # coco-mini has one split
+    config.train.eval_every, config.train.eval_samples = 2, 16  # FID during training, epoch 2
     config.sample_captions = ("a man riding a wave on a surfboard", "a plate of food")
     gan = train(config, tmp_path, verbose=0)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["fid"]) == 1 and history["fid"][0] > 0
     data = load_split(config, "train", text_encoder)
     assert data.images.shape == (80, 32, 32, 3)
     assert int(data.caption_counts.sum()) == 400
