@@ -303,3 +303,13 @@ def test_pytorch_fid_state_dicts_convert_to_the_same_weights(tmp_path, zip_forma
     torch.save(state, path, _use_new_zipfile_serialization=zip_format)
     with pytest.raises(ValueError, match="1008"):
         inception.convert_weights(path)
+
+
+@pytest.mark.parametrize("n1, n2", [(40, 30), (30, 200), (300, 250)])
+def test_fid_from_features_equals_fid_from_statistics(n1, n2):
+    rng = np.random.default_rng(3)
+    mixing = rng.normal(size=(64, 64))
+    f1 = rng.normal(size=(n1, 64)) @ mixing
+    f2 = rng.normal(size=(n2, 64)) @ mixing * 1.3 + 0.5
+    expected = fid.frechet_distance(*fid.feature_statistics(f1), *fid.feature_statistics(f2))
+    assert fid.frechet_distance_of_features(f1, f2) == pytest.approx(expected, rel=1e-9)

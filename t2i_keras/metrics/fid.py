@@ -62,6 +62,28 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     return float(mean_term + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
 
 
+def frechet_distance_of_features(features1, features2) -> float:
+    """FID between two feature sets [N1, D] and [N2, D]; the same value as `frechet_distance` of
+    their statistics, computed faster when a set has fewer samples than dimensions.
+
+    With A = (features - mean) / sqrt(N - 1), sigma = AᵀA, and the nonzero eigenvalues of
+    sigma1 sigma2 = A1ᵀ (A1 A2ᵀ) A2 are those of M Mᵀ with M = A1 A2ᵀ [N1, N2]: so
+    tr((sigma1 sigma2)^½) is the sum of M's singular values, an N1 x N2 problem instead of a
+    D x D one (about 7 s at D = 2048 on 2 cores; the usual evaluation sizes here are far below).
+    """
+    features1 = np.asarray(features1, np.float64)
+    features2 = np.asarray(features2, np.float64)
+    mu1, sigma1 = feature_statistics(features1)
+    mu2, sigma2 = feature_statistics(features2)
+    if min(len(features1), len(features2)) > features1.shape[1]:
+        return frechet_distance(mu1, sigma1, mu2, sigma2)
+    a1 = (features1 - mu1) / np.sqrt(len(features1) - 1)
+    a2 = (features2 - mu2) / np.sqrt(len(features2) - 1)
+    trace_sqrt = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum()
+    mean_term = np.sum((mu1 - mu2) ** 2)
+    return float(mean_term + np.sum(a1**2) + np.sum(a2**2) - 2 * trace_sqrt)
+
+
 def _drop_roundoff(eigenvalues: np.ndarray) -> np.ndarray:
     """Zeroes eigenvalues below D * eps * the largest: round-off, not variance.
 
@@ -130,13 +152,11 @@ def feature_set_distances(
         upwards at small N (Bińkowski et al. 2018), so report the counts with it and compare
         FIDs only at equal N.
     """
-    mu_real, sigma_real = feature_statistics(real_features)
-    mu_generated, sigma_generated = feature_statistics(generated_features)
     kid_mean, kid_std = kernel_inception_distance(
         real_features, generated_features, kid_subsets, kid_subset_size, seed
     )
     return {
-        "fid": frechet_distance(mu_real, sigma_real, mu_generated, sigma_generated),
+        "fid": frechet_distance_of_features(real_features, generated_features),
         "kid_mean": kid_mean,
         "kid_std": kid_std,
         "num_real": len(real_features),
