@@ -37,8 +37,8 @@ def main() -> None:
         return [" ".join(rng.choice(words, size=rng.integers(6, 18))) for _ in range(n)]
 
     print(f"threads={args.threads}, repeats={args.repeats} (median sentences/s)")
-    print(f"| batch | TF module | usem3 numpy | ratio TF/numpy |")
-    print(f"|---:|---:|---:|---:|")
+    print("| batch | TF module | usem3 numpy | ratio TF/numpy |")
+    print("|---:|---:|---:|---:|")
     for batch in args.batches:
         calls = max(1, 512 // batch)
         data = [captions(batch) for _ in range(calls)]

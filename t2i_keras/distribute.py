@@ -21,7 +21,6 @@ import tensorflow as tf
 from t2i_keras.config import STRATEGIES
 
 
-
 def choose_strategy(kind: str = "auto") -> tf.distribute.Strategy:
     """The strategy for `kind` (one of `STRATEGIES`); "auto" picks as the module docstring says."""
     if kind not in STRATEGIES:

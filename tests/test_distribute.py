@@ -84,8 +84,9 @@ def test_two_workers_train_through_scripts_train_py(tmp_path, text_encoder):
     for proc, (out, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-4000:]
     # The chief (worker 0) owns run_dir and the export; worker 1 wrote into a temporary folder.
-    chief_line, other_line = (next(l for l in out.splitlines() if l.startswith("Wrote run"))
-                              for out, _ in outputs)
+    chief_line, other_line = (
+        next(line for line in out.splitlines() if line.startswith("Wrote run")) for out, _ in outputs
+    )
     assert str(run_dir) in chief_line and str(run_dir) not in other_line
     other_dir = other_line.split("Wrote run ")[1].split(" ")[0]
     for name in ("model.keras", "checkpoints/last.keras", "samples/epoch_0001.png", "backup/latest"):

@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from t2i_keras.gan import TextToImageGAN
 from tests.gan_helpers import compile_tiny, inputs, tiny_batches, tiny_gan
