@@ -14,7 +14,6 @@ Each backup is written into a temporary folder, renamed to `step_<n>/`, and only
 from __future__ import annotations
 
 import json
-import math
 import pathlib
 import shutil
 
@@ -22,6 +21,7 @@ import keras
 import numpy as np
 
 from t2i_keras.cache import atomic_directory, atomic_write_bytes
+from t2i_keras.callbacks import finite_logs
 
 
 class TrainingBackup:
@@ -75,10 +75,10 @@ class TrainingBackup:
     def save(self, step: int) -> pathlib.Path:
         name = f"step_{step:09d}"
         target = self.directory / name
-        if target.exists():
-            shutil.rmtree(target)
         state = {"step": step, "rng_states": [np.asarray(v).tolist() for v in self._rng_states()]}
-        with atomic_directory(target) as tmp:
+        # Rewriting a step that `latest` may name moves the old copy aside only once the new one
+        # is complete, instead of deleting it before writing.
+        with atomic_directory(target, overwrite=True) as tmp:
             self.gan.save_weights(tmp / "model.weights.h5")
             (tmp / "state.json").write_text(json.dumps(state))
         atomic_write_bytes(self.directory / "latest", name.encode())
@@ -103,11 +103,11 @@ class BackupEverySteps(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
-        if self.every and self.step % self.every == 0 and finite(logs):
+        if self.every and self.step % self.every == 0 and finite_logs(logs):
             self.backup.save(self.step)
 
     def on_epoch_end(self, epoch, logs=None):
-        if finite(logs) and not (self.every and self.step % self.every == 0):
+        if finite_logs(logs) and not (self.every and self.step % self.every == 0):
             self.backup.save(self.step)
 
 
@@ -121,10 +121,6 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
-        if self.failed_at is None and not finite(logs):
+        if self.failed_at is None and not finite_logs(logs):
             self.failed_at, self.failed_logs = self.step, dict(logs)
             self.model.stop_training = True
-
-
-def finite(logs) -> bool:
-    return all(math.isfinite(float(v)) for v in (logs or {}).values())

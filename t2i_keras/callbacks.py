@@ -101,8 +101,13 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
         self.path = pathlib.Path(path)
 
     def on_epoch_end(self, epoch, logs=None):
-        if all(math.isfinite(float(v)) for v in (logs or {}).values()):  # never keep NaN weights
+        if finite_logs(logs):  # never keep NaN weights
             save_model_atomically(self.model, self.path)
+
+
+def finite_logs(logs) -> bool:
+    """True when every value in a callback's logs is finite (no NaN/Inf loss)."""
+    return all(math.isfinite(float(v)) for v in (logs or {}).values())
 
 
 def save_model_atomically(model: keras.Model, path: str | pathlib.Path) -> None:

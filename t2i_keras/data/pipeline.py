@@ -69,6 +69,7 @@ def training_dataset(
     caption_counts: np.ndarray | None = None,
     z_dim: int = 100,
     start_step: int = 0,
+    gan_pairs: bool = True,
 ) -> tf.data.Dataset:
     """An endless, shuffled, batched dataset for `TextToImageGAN.fit`.
 
@@ -84,11 +85,13 @@ def training_dataset(
         z_dim: the generator's noise size (noise is drawn here, see `t2i_keras.data.pairs`).
         start_step: skip this many batches: the stream is a function of the step, so a resumed
             run sees exactly the batches an uninterrupted one would.
+        gan_pairs: add the GAN step's wrong images, GAN-INT partners and noise; without them the
+            same image/caption stream serves other models (the R-precision matcher).
 
     Returns:
         Batches of dicts: `image` float32 [B, H, W, 3] in [-1, 1]; `embedding` float32 [B, D];
-        `class_id` int32 [B]; and `wrong_image`, `wrong_mask`, `mix_embedding`, `noise` (see
-        `t2i_keras.data.pairs.add_gan_pairs`).
+        `class_id` int32 [B]; with `gan_pairs`, also `wrong_image`, `wrong_mask`,
+        `mix_embedding`, `noise` (see `t2i_keras.data.pairs.add_gan_pairs`).
     """
     num_images = len(images)
     if num_images < batch_size:
@@ -129,7 +132,7 @@ def training_dataset(
             randomness,
             flip,
         )
-        return add_gan_pairs(batch, randomness[0], z_dim)
+        return add_gan_pairs(batch, randomness[0], z_dim) if gan_pairs else batch
 
     indices = (
         tf.data.Dataset.range(num_images)

@@ -28,7 +28,7 @@ from keras import layers
 
 from t2i_keras.cache import cache_dir
 from t2i_keras.callbacks import save_model_atomically
-from t2i_keras.data.pipeline import training_batch
+from t2i_keras.data.pipeline import training_dataset
 
 NUM_CANDIDATES = 100  # AttnGAN's: the true caption and 99 mismatched ones
 # Bump when the architecture or the training recipe changes, so stale cached matchers are not
@@ -237,41 +237,21 @@ def contrastive_dataset(
 ) -> tf.data.Dataset:
     """Endless shuffled batches of (float images [B, S, S, 3] in [-1, 1], embeddings [B, D]).
 
-    Each image appears once per epoch with one of its real captions sampled afresh (as the GAN's
-    pipeline does, `t2i_keras.data.pipeline.training_batch`), so no batch holds two captions of one
-    image: a false negative would push matching pairs apart.
+    Each image appears once per epoch with one of its real captions sampled afresh: the GAN's own
+    stream (`t2i_keras.data.pipeline.training_dataset`) without its GAN pairs. So no batch holds
+    two captions of one image: a false negative would push matching pairs apart.
     """
-    num_images = len(images)
-    if num_images < batch_size:
-        raise ValueError(f"{num_images} images are fewer than one batch of {batch_size}")
-    images_t = tf.constant(images)
-    embeddings_t = tf.constant(embeddings, tf.float32)
-    counts_t = tf.constant(caption_counts, tf.int32)
-    class_t = tf.zeros([num_images], tf.int32)
-
-    def to_batch(index, randomness):
-        batch = training_batch(
-            tf.gather(images_t, index),
-            tf.gather(embeddings_t, index),
-            tf.gather(counts_t, index),
-            tf.gather(class_t, index),
-            randomness,
-            flip,
-        )
-        return batch["image"], batch["embedding"]
-
-    indices = (
-        tf.data.Dataset.range(num_images)
-        .shuffle(num_images, seed=seed, reshuffle_each_iteration=True)
-        .repeat()
+    batches = training_dataset(
+        images,
+        embeddings,
+        np.zeros(len(images), np.int32),  # class ids only serve the GAN pairs, left out here
+        batch_size,
+        seed=seed,
+        flip=flip,
+        caption_counts=caption_counts,
+        gan_pairs=False,
     )
-    randomness = tf.data.Dataset.random(seed=seed + 1).batch(2)
-    return (
-        tf.data.Dataset.zip(indices, randomness)
-        .batch(batch_size, drop_remainder=True)
-        .map(to_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    return batches.map(lambda batch: (batch["image"], batch["embedding"]))
 
 
 def train_caption_matcher(
