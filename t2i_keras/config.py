@@ -97,6 +97,11 @@ class ModelConfig:
         conditioning_augmentation: StackGAN's CA on the text projection (Zhang et al. 2017).
         spectral_norm: spectral normalization in the discriminator (Miyato et al. 2018).
         discriminator_conditioning: "concat" (Reed) or "projection" (Miyato & Koyama 2018).
+        architecture: "dcgan" (Reed's GAN-INT-CLS networks) or "dfgan" (deep text fusion in
+            every generator block and a residual one-way discriminator, Tao et al. 2022).
+        embedding_normalization: "whiten" (per-dimension) or "centre" (one common scale, keeping
+            the encoder's geometry); see t2i_keras.conditioning.
+        kl_weight: weight of conditioning augmentation's KL term (StackGAN).
     """
 
     z_dim: int = 100
@@ -106,6 +111,9 @@ class ModelConfig:
     conditioning_augmentation: bool = False
     spectral_norm: bool = False
     discriminator_conditioning: str = "concat"
+    architecture: str = "dcgan"
+    embedding_normalization: str = "whiten"
+    kl_weight: float = 1.0
 
 
 @dataclasses.dataclass
@@ -123,6 +131,8 @@ class TrainConfig:
         gan_int_beta: GAN-INT interpolation weight (Reed §4.3).
         gan_int_weight: weight of the interpolated-embedding generator term.
         ma_gp_weight: matching-aware gradient penalty weight (DF-GAN uses 2; 0 disables).
+        embedding_noise: LAFITE's caption-embedding perturbation strength during training
+            (t2i_keras.data.pairs.perturb_embeddings; 0 disables).
         ema_decay: decay of the generator weights' moving average used for samples and export.
         precision: "auto" (bf16 where the hardware has it, else float32), "float32",
             "mixed_bfloat16" or "mixed_float16" (with loss scaling).
@@ -147,6 +157,7 @@ class TrainConfig:
     gan_int_beta: float = 0.5
     gan_int_weight: float = 1.0
     ma_gp_weight: float = 0.0
+    embedding_noise: float = 0.0
     ema_decay: float = 0.999
     precision: str = "auto"
     jit_compile: bool = False
@@ -312,6 +323,8 @@ FIELD_CHOICES = {
     "data.dataset": DATASETS,
     "data.resize_policy": RESIZE_POLICIES,
     "model.discriminator_conditioning": ("concat", "projection"),
+    "model.architecture": ("dcgan", "dfgan"),
+    "model.embedding_normalization": ("whiten", "centre"),
 }
 FLAG_ALIASES = {"train.precision": "--precision", "train.strategy": "--strategy"}
 

@@ -31,6 +31,7 @@ class Discriminator(keras.Model):
         spectral_norm: bool, default False. Spectral normalization of every weight (Miyato et
             al. 2018), which replaces batch normalization.
         conditioning: str, default "concat". "concat" or "projection".
+        embedding_normalization: str, default "whiten" (`t2i_keras.conditioning`).
 
     Example:
         discriminator = Discriminator(image_size=64)
@@ -45,9 +46,11 @@ class Discriminator(keras.Model):
         filters: int = 64,
         spectral_norm: bool = False,
         conditioning: str = "concat",
+        embedding_normalization: str = "whiten",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.embedding_normalization = embedding_normalization
         if conditioning not in CONDITIONING_KINDS:
             raise ValueError(f"conditioning must be one of {CONDITIONING_KINDS}, got {conditioning!r}")
         self.image_size = image_size
@@ -58,7 +61,9 @@ class Discriminator(keras.Model):
         self.conditioning = conditioning
 
         widths = block_filters(filters, upsampling_blocks(image_size))[::-1]
-        self.embedding_norm = EmbeddingStandardization(dtype="float32", name="embedding_norm")
+        self.embedding_norm = EmbeddingStandardization(
+            mode=embedding_normalization, dtype="float32", name="embedding_norm"
+        )
         self.down_blocks = []
         for i, width in enumerate(widths):
             # No batch norm on the first block (DCGAN) nor with spectral norm (Miyato et al.).
@@ -117,6 +122,7 @@ class Discriminator(keras.Model):
         return {
             **super().get_config(),
             "image_size": self.image_size,
+            "embedding_normalization": self.embedding_normalization,
             "embedding_dim": self.embedding_dim,
             "text_projection_dim": self.text_projection_dim,
             "filters": self.filters,

@@ -75,7 +75,9 @@ class TextToImageGAN(keras.Model):
         self.ma_gp_weight = ma_gp_weight
         self.kl_weight = kl_weight
         self.ema_decay = ema_decay
-        self.ema_generator = Generator.from_config({**generator.get_config(), "name": "ema_generator"})
+        self.ema_generator = type(generator).from_config(
+            {**generator.get_config(), "name": "ema_generator"}
+        )
         self.ema_generator.trainable = False
         self.trackers = {
             name: keras.metrics.Mean(name=name)
@@ -150,46 +152,54 @@ class TextToImageGAN(keras.Model):
             )
         images = data["image"]
         embeddings = ops.cast(data["embedding"], "float32")
-        noise = data["noise"]  # [B, 3, z]: D's fake, G's fake, G's GAN-INT fake
+        noise = data["noise"]  # [B, 2, z]: the fake, the GAN-INT fake
         wrong_mask = data["wrong_mask"]
         d_loss_fn = losses.DISCRIMINATOR_LOSSES[self.loss]
         g_loss_fn = losses.GENERATOR_LOSSES[self.loss]
 
-        # Discriminator: real/right, wrong/right, fake/right (GAN-CLS, Reed Alg. 1). Wrong images,
-        # GAN-INT partners and noise come with the batch (t2i_keras.data.pairs explains why).
-        wrong_images = data["wrong_image"]
-        fake_images = self.generator([embeddings, noise[:, 0]], training=True)
-        with tf.GradientTape() as tape:
-            real_logits = self.discriminator([images, embeddings], training=True)
-            wrong_logits = self.discriminator([wrong_images, embeddings], training=True)
-            fake_logits = self.discriminator([fake_images, embeddings], training=True)
-            d_per_example = d_loss_fn(real_logits, wrong_logits, fake_logits, wrong_mask)
-            if self.ma_gp_weight:
-                penalty = losses.matching_aware_gradient_penalty(
-                    self.discriminator, images, embeddings, weight=self.ma_gp_weight
-                )
-                d_per_example = d_per_example + penalty
-            # Sum over this replica / global batch: the all-reduce's sum then gives the mean.
-            d_loss = tf.nn.compute_average_loss(d_per_example)
-            # LossScaleOptimizer (mixed_float16) scales up here and back down when applying.
-            d_scaled = self.d_optimizer.scale_loss(d_loss)
-        self._apply(self.d_optimizer, tape, d_scaled, self.discriminator.trainable_variables)
-
-        # Generator: right text, plus GAN-INT's interpolated text (Reed §4.3).
-        with tf.GradientTape() as tape:
-            fake_images, kl = self.generator.generate(embeddings, noise[:, 1], training=True)
-            g_per_example = g_loss_fn(self.discriminator([fake_images, embeddings], training=True))
+        # One generator pass serves both updates, as in Reed et al.'s Algorithm 1 (x̂ ← G(z, h)
+        # once, then the D step, then the G step): recomputing it for the G step would cost a
+        # third of the generator's work and change nothing in expectation.
+        with tf.GradientTape() as g_tape:
+            fake_images, kl = self.generator.generate(embeddings, noise[:, 0], training=True)
             if self.gan_int_weight:
                 beta = self.gan_int_beta
                 mixed = beta * embeddings + (1.0 - beta) * ops.cast(data["mix_embedding"], "float32")
-                mixed_images, mixed_kl = self.generator.generate(mixed, noise[:, 2], training=True)
+                mixed_images, mixed_kl = self.generator.generate(mixed, noise[:, 1], training=True)
+                kl = 0.5 * (kl + mixed_kl)
+
+            # Discriminator: real/right, wrong/right, fake/right (GAN-CLS, Reed Alg. 1). Wrong
+            # images, GAN-INT partners and noise come with the batch (see t2i_keras.data.pairs).
+            with g_tape.stop_recording(), tf.GradientTape() as d_tape:
+                if self.ma_gp_weight:
+                    real_logits, penalty = losses.matching_aware_gradient_penalty(
+                        self.discriminator, images, embeddings, weight=self.ma_gp_weight
+                    )
+                else:
+                    real_logits = self.discriminator([images, embeddings], training=True)
+                wrong_logits = self.discriminator([data["wrong_image"], embeddings], training=True)
+                fake_logits = self.discriminator(
+                    [tf.stop_gradient(fake_images), embeddings], training=True
+                )
+                d_per_example = d_loss_fn(real_logits, wrong_logits, fake_logits, wrong_mask)
+                if self.ma_gp_weight:
+                    d_per_example = d_per_example + penalty
+                # Sum over this replica / global batch: the all-reduce's sum then gives the mean.
+                d_loss = tf.nn.compute_average_loss(d_per_example)
+                # LossScaleOptimizer (mixed_float16) scales up here and back down when applying.
+                d_scaled = self.d_optimizer.scale_loss(d_loss)
+            self._apply(self.d_optimizer, d_tape, d_scaled, self.discriminator.trainable_variables)
+
+            # Generator, against the updated discriminator: right text, plus GAN-INT's
+            # interpolated text (Reed §4.3).
+            g_per_example = g_loss_fn(self.discriminator([fake_images, embeddings], training=True))
+            if self.gan_int_weight:
                 mixed_logits = self.discriminator([mixed_images, mixed], training=True)
                 g_per_example = g_per_example + self.gan_int_weight * g_loss_fn(mixed_logits)
-                kl = 0.5 * (kl + mixed_kl)
             if self.generator.conditioning_augmentation:
                 g_per_example = g_per_example + self.kl_weight * kl
             g_scaled = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(g_per_example))
-        self._apply(self.g_optimizer, tape, g_scaled, self.generator.trainable_variables)
+        self._apply(self.g_optimizer, g_tape, g_scaled, self.generator.trainable_variables)
         self._update_ema()
 
         # Trackers take this replica's mean; Keras averages the replicas' Mean states.

@@ -72,6 +72,8 @@ class Generator(keras.Model):
             conditions the image, which smooths the conditioning manifold; at inference the mean
             is used so outputs are deterministic given the noise.
         seed: int or None, default None. Seeds the conditioning-augmentation samples.
+        embedding_normalization: str, default "whiten". How caption embeddings are normalized
+            (`t2i_keras.conditioning`).
 
     Example:
         generator = Generator(image_size=64)
@@ -87,9 +89,11 @@ class Generator(keras.Model):
         filters: int = 64,
         conditioning_augmentation: bool = False,
         seed: int | None = None,
+        embedding_normalization: str = "whiten",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.embedding_normalization = embedding_normalization
         self.image_size = image_size
         self.embedding_dim = embedding_dim
         self.z_dim = z_dim
@@ -100,7 +104,9 @@ class Generator(keras.Model):
 
         widths = block_filters(filters, upsampling_blocks(image_size))
         projected = text_projection_dim * (2 if conditioning_augmentation else 1)
-        self.embedding_norm = EmbeddingStandardization(dtype="float32", name="embedding_norm")
+        self.embedding_norm = EmbeddingStandardization(
+            mode=embedding_normalization, dtype="float32", name="embedding_norm"
+        )
         self.text_projection = _dense(projected, name="text_projection")
         self.text_activation = layers.LeakyReLU(0.2)
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -151,6 +157,7 @@ class Generator(keras.Model):
         return {
             **super().get_config(),
             "image_size": self.image_size,
+            "embedding_normalization": self.embedding_normalization,
             "embedding_dim": self.embedding_dim,
             "z_dim": self.z_dim,
             "text_projection_dim": self.text_projection_dim,

@@ -92,20 +92,31 @@ def matching_aware_gradient_penalty(
     """DF-GAN's matching-aware gradient penalty on real, matching pairs, per example.
 
     Tao et al. 2022, §3.3, eq. 4: k·(‖∇_x D(x, e)‖ + ‖∇_e D(x, e)‖)^p with k = 2, p = 6. As in the
-    authors' released code, the norm is taken over the concatenated gradient [∇_x, ∇_e]. It
+    authors' released code, the norm is taken over the concatenated gradient [∇_x, ∇_e], with e
+    the caption embedding as the discriminator reads it (after its standardization). It
     smooths the loss surface around real data *and* matching text, so the generator is pulled
     towards images that match their caption.
+
+    Returns (logits [B], penalty [B]): the discriminator's logits on the real pairs come from the
+    same forward pass, so the train step needs no second one (as in DF-GAN's code).
     """
     images = tf.cast(images, tf.float32)
     embeddings = tf.cast(embeddings, tf.float32)
     with tf.GradientTape() as tape:
         tape.watch([images, embeddings])
-        total = tf.reduce_sum(tf.cast(discriminator([images, embeddings], training=True), tf.float32))
+        logits = tf.cast(discriminator([images, embeddings], training=True), tf.float32)
+        total = tf.reduce_sum(logits)
     image_grad, text_grad = tape.gradient(total, [images, embeddings])
+    # The gradient with respect to the standardized embedding the network reads, not the raw one:
+    # standardization multiplies raw USE embeddings by ~50 (their spread is ~0.02 per dimension),
+    # so the raw gradient would be ~50x larger and its 6th power would swamp the loss.
+    norm = getattr(discriminator, "embedding_norm", None)
+    if norm is not None and norm.built:
+        text_grad = text_grad / tf.cast(norm.inverse_std, tf.float32)
     squared = tf.reduce_sum(tf.square(image_grad), axis=[1, 2, 3]) + tf.reduce_sum(
         tf.square(text_grad), axis=1
     )
-    return weight * tf.pow(tf.sqrt(squared + 1e-12), power)
+    return logits, weight * tf.pow(tf.sqrt(squared + 1e-12), power)
 
 
 def conditioning_augmentation_kl(mean: tf.Tensor, log_sigma: tf.Tensor) -> tf.Tensor:

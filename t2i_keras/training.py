@@ -30,9 +30,11 @@ from t2i_keras.data.prepared import load_prepared, prepare_dataset
 from t2i_keras.discriminator import Discriminator
 from t2i_keras.export import export_saved_model
 from t2i_keras.gan import TextToImageGAN
+from t2i_keras.fused_generator import FusedGenerator
 from t2i_keras.generator import Generator
 from t2i_keras.metrics.attributes import load_attribute_classifier
 from t2i_keras.metrics.callback import GenerationMetrics
+from t2i_keras.residual_discriminator import ResidualDiscriminator
 from t2i_keras.text_encoder import TextEncoder, embed_captions
 
 
@@ -112,6 +114,22 @@ def load_split(config: Config, split: str, encoder: TextEncoder) -> CaptionedIma
 def build_gan(config: Config, embedding_dim: int) -> TextToImageGAN:
     """The generator, discriminator and GAN wrapper described by `config` (not yet compiled)."""
     m, t = config.model, config.train
+    if m.architecture == "dfgan":
+        generator = FusedGenerator(
+            image_size=config.data.image_size,
+            embedding_dim=embedding_dim,
+            z_dim=m.z_dim,
+            filters=m.generator_filters,
+            embedding_normalization=m.embedding_normalization,
+            seed=t.seed,
+        )
+        discriminator = ResidualDiscriminator(
+            image_size=config.data.image_size,
+            embedding_dim=embedding_dim,
+            filters=m.discriminator_filters,
+            embedding_normalization=m.embedding_normalization,
+        )
+        return _wrap(generator, discriminator, config)
     generator = Generator(
         image_size=config.data.image_size,
         embedding_dim=embedding_dim,
@@ -120,6 +138,7 @@ def build_gan(config: Config, embedding_dim: int) -> TextToImageGAN:
         filters=m.generator_filters,
         conditioning_augmentation=m.conditioning_augmentation,
         seed=t.seed,
+        embedding_normalization=m.embedding_normalization,
     )
     discriminator = Discriminator(
         image_size=config.data.image_size,
@@ -128,7 +147,13 @@ def build_gan(config: Config, embedding_dim: int) -> TextToImageGAN:
         filters=m.discriminator_filters,
         spectral_norm=m.spectral_norm,
         conditioning=m.discriminator_conditioning,
+        embedding_normalization=m.embedding_normalization,
     )
+    return _wrap(generator, discriminator, config)
+
+
+def _wrap(generator, discriminator, config: Config) -> TextToImageGAN:
+    t = config.train
     return TextToImageGAN(
         generator,
         discriminator,
@@ -136,6 +161,7 @@ def build_gan(config: Config, embedding_dim: int) -> TextToImageGAN:
         gan_int_beta=t.gan_int_beta,
         gan_int_weight=t.gan_int_weight,
         ma_gp_weight=t.ma_gp_weight,
+        kl_weight=config.model.kl_weight,
         ema_decay=t.ema_decay,
     )
 
@@ -227,6 +253,7 @@ def _train(config, out_dir, strategy, verbose, export_dir) -> TextToImageGAN:
             caption_counts=data.caption_counts,
             z_dim=config.model.z_dim,
             start_step=from_step,
+            embedding_noise=t.embedding_noise,
         )
 
     stop_on_nan = StopOnNonFiniteLoss(start_step)

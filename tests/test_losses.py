@@ -79,8 +79,11 @@ def test_matching_aware_gradient_penalty_on_a_linear_critic():
     critic_fn = lambda inputs, training=True: critic(inputs)  # noqa: E731
     images = tf.random.normal((3, 2, 2, 1))
     embeddings = tf.random.normal((3, 2))
-    got = losses.matching_aware_gradient_penalty(critic_fn, images, embeddings, weight=2.0, power=6)
+    logits, got = losses.matching_aware_gradient_penalty(
+        critic_fn, images, embeddings, weight=2.0, power=6
+    )
     np.testing.assert_allclose(got.numpy(), [2.0 * math.sqrt(1 + 4) ** 6] * 3, rtol=1e-5)
+    np.testing.assert_allclose(logits.numpy(), critic([images, embeddings]).numpy(), rtol=1e-6)
 
 
 def test_conditioning_augmentation_kl():

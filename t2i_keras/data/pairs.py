@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-NOISE_DRAWS = 3  # per example: D's fake, G's fake, G's GAN-INT fake
+NOISE_DRAWS = 2  # per example: the fake (for both updates, Reed Alg. 1), the GAN-INT fake
 
 
 def sample_wrong_indices(class_ids: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -43,21 +43,44 @@ def interpolation_partners(batch: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.argsort(tf.random.stateless_uniform([batch], seed))
 
 
-def add_gan_pairs(batch: dict, seed: tf.Tensor, z_dim: int) -> dict:
+def perturb_embeddings(embeddings: tf.Tensor, strength: float, seed: tf.Tensor) -> tf.Tensor:
+    """LAFITE's embedding perturbation (Zhou et al., CVPR 2022, §3.2, eq. 3), per example.
+
+    e' = (e + ξ·‖e‖·ε/‖ε‖) / ‖e + ξ·‖e‖·ε/‖ε‖‖ · ‖e‖ with ε ~ N(0, I): a random direction at a
+    relative distance ξ, rescaled to the original norm. Trained on such neighbours, the networks
+    learn that captions the encoder places close together mean the same image, which is what a
+    paraphrase or a translation of a training caption is to USE.
+    """
+    embeddings = tf.cast(embeddings, tf.float32)
+    norm = tf.norm(embeddings, axis=-1, keepdims=True)
+    direction = tf.random.stateless_normal(tf.shape(embeddings), seed)
+    direction /= tf.norm(direction, axis=-1, keepdims=True)
+    moved = embeddings + strength * norm * direction
+    return moved * norm / tf.maximum(tf.norm(moved, axis=-1, keepdims=True), 1e-12)
+
+
+def add_gan_pairs(batch: dict, seed: tf.Tensor, z_dim: int, embedding_noise: float = 0.0) -> dict:
     """Adds what `TextToImageGAN.train_step` draws at random, for a batch of the training pipeline.
 
     Args:
         batch: `image` float32 [B, H, W, 3], `embedding` float32 [B, D], `class_id` int32 [B].
         seed: int [2], a stateless-random seed for this batch.
         z_dim: the generator's noise size.
+        embedding_noise: ξ of `perturb_embeddings`, applied to the batch's caption embeddings
+            (and so to their GAN-INT partners); 0 leaves them as they are.
 
     Returns:
         The batch plus `wrong_image` [B, H, W, 3] (an image of another class), `wrong_mask` float32
         [B] (0 where the batch has no other class), `mix_embedding` [B, D] (the GAN-INT partner)
-        and `noise` float32 [B, 3, z_dim] (N(0, I)).
+        and `noise` float32 [B, 2, z_dim] (N(0, I)).
     """
     wrong_seed, mix_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     size = tf.shape(batch["class_id"])[0]
+    if embedding_noise:
+        # Folded in rather than split four ways, so the other draws stay what they were.
+        perturb_seed = tf.random.experimental.stateless_fold_in(seed, NOISE_DRAWS)
+        embedding = perturb_embeddings(batch["embedding"], embedding_noise, perturb_seed)
+        batch = {**batch, "embedding": embedding}
     wrong, mask = sample_wrong_indices(batch["class_id"], wrong_seed)
     return {
         **batch,

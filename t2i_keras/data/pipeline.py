@@ -70,6 +70,7 @@ def training_dataset(
     z_dim: int = 100,
     start_step: int = 0,
     gan_pairs: bool = True,
+    embedding_noise: float = 0.0,
 ) -> tf.data.Dataset:
     """An endless, shuffled, batched dataset for `TextToImageGAN.fit`.
 
@@ -87,6 +88,8 @@ def training_dataset(
             run sees exactly the batches an uninterrupted one would.
         gan_pairs: add the GAN step's wrong images, GAN-INT partners and noise; without them the
             same image/caption stream serves other models (the R-precision matcher).
+        embedding_noise: LAFITE's perturbation strength for the GAN's caption embeddings
+            (`t2i_keras.data.pairs.perturb_embeddings`); 0 disables it.
 
     Returns:
         Batches of dicts: `image` float32 [B, H, W, 3] in [-1, 1]; `embedding` float32 [B, D];
@@ -132,7 +135,9 @@ def training_dataset(
             randomness,
             flip,
         )
-        return add_gan_pairs(batch, randomness[0], z_dim) if gan_pairs else batch
+        if not gan_pairs:
+            return batch
+        return add_gan_pairs(batch, randomness[0], z_dim, embedding_noise)
 
     indices = (
         tf.data.Dataset.range(num_images)
