@@ -102,6 +102,8 @@ class ModelConfig:
         embedding_normalization: "whiten" (per-dimension) or "centre" (one common scale, keeping
             the encoder's geometry); see t2i_keras.conditioning.
         kl_weight: weight of conditioning augmentation's KL term (StackGAN).
+        unconditional_loss: also train the projection discriminator's caption-blind logit on
+            real vs fake (StackGAN++'s joint conditional and unconditional loss).
     """
 
     z_dim: int = 100
@@ -114,6 +116,7 @@ class ModelConfig:
     architecture: str = "dcgan"
     embedding_normalization: str = "whiten"
     kl_weight: float = 1.0
+    unconditional_loss: bool = False
 
 
 @dataclasses.dataclass

@@ -32,6 +32,9 @@ class Discriminator(keras.Model):
             al. 2018), which replaces batch normalization.
         conditioning: str, default "concat". "concat" or "projection".
         embedding_normalization: str, default "whiten" (`t2i_keras.conditioning`).
+        unconditional_output: bool, default False. Projection only: also return psi(phi(x)), the
+            caption-blind realism logit, as a second column ([B, 2]), for the train step's
+            unconditional loss (StackGAN++, Zhang et al. 2018, §3.2).
 
     Example:
         discriminator = Discriminator(image_size=64)
@@ -47,10 +50,17 @@ class Discriminator(keras.Model):
         spectral_norm: bool = False,
         conditioning: str = "concat",
         embedding_normalization: str = "whiten",
+        unconditional_output: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.embedding_normalization = embedding_normalization
+        if unconditional_output and conditioning != "projection":
+            raise ValueError(
+                "unconditional_output needs conditioning='projection' (its psi(phi(x)) term is "
+                "the caption-blind logit)"
+            )
+        self.unconditional_output = unconditional_output
         if conditioning not in CONDITIONING_KINDS:
             raise ValueError(f"conditioning must be one of {CONDITIONING_KINDS}, got {conditioning!r}")
         self.image_size = image_size
@@ -115,7 +125,10 @@ class Discriminator(keras.Model):
             phi = ops.leaky_relu(ops.reshape(phi, (-1, phi.shape[-1])), 0.2)
             text = ops.cast(self.text_embedding(embeddings, training=training), phi.dtype)
             projection = ops.sum(text * phi, axis=-1, keepdims=True)
-            logits = self.psi(phi, training=training) + projection
+            realism = self.psi(phi, training=training)
+            logits = realism + projection
+            if self.unconditional_output:
+                return ops.cast(ops.concatenate([logits, realism], axis=-1), "float32")
         return ops.cast(ops.reshape(logits, (-1,)), "float32")
 
     def get_config(self):
@@ -123,6 +136,7 @@ class Discriminator(keras.Model):
             **super().get_config(),
             "image_size": self.image_size,
             "embedding_normalization": self.embedding_normalization,
+            "unconditional_output": self.unconditional_output,
             "embedding_dim": self.embedding_dim,
             "text_projection_dim": self.text_projection_dim,
             "filters": self.filters,

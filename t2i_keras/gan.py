@@ -21,6 +21,20 @@ LOSS_KINDS = tuple(losses.DISCRIMINATOR_LOSSES)
 BATCH_KEYS = {"image", "embedding", "wrong_image", "wrong_mask", "mix_embedding", "noise"}
 
 
+def _split(logits):
+    """(matching-aware logits [B], caption-blind logits [B] or None) from D's output."""
+    if logits.shape.rank == 1:
+        return logits, None
+    return logits[:, 0], logits[:, 1]
+
+
+def _generator_loss(loss_fn, logits):
+    """The generator's loss on D's output, summed over the matching-aware and realism logits."""
+    conditional, realism = _split(logits)
+    loss = loss_fn(conditional)
+    return loss if realism is None else loss + loss_fn(realism)
+
+
 @keras.saving.register_keras_serializable(package="t2i_keras")
 class TextToImageGAN(keras.Model):
     """A generator, a matching-aware discriminator, and an EMA copy of the generator.
@@ -181,7 +195,17 @@ class TextToImageGAN(keras.Model):
                 fake_logits = self.discriminator(
                     [tf.stop_gradient(fake_images), embeddings], training=True
                 )
+                real_logits, real_realism = _split(real_logits)
+                wrong_logits, _ = _split(wrong_logits)
+                fake_logits, fake_realism = _split(fake_logits)
                 d_per_example = d_loss_fn(real_logits, wrong_logits, fake_logits, wrong_mask)
+                if real_realism is not None:
+                    # StackGAN++'s unconditional term, real + fake (the combination with both
+                    # negatives fake gives real + ½(fake + fake)): real vs fake whatever the
+                    # caption, so the realism signal is not crowded out by the matching task.
+                    d_per_example = d_per_example + d_loss_fn(
+                        real_realism, fake_realism, fake_realism, tf.ones_like(wrong_mask)
+                    )
                 if self.ma_gp_weight:
                     d_per_example = d_per_example + penalty
                 # Sum over this replica / global batch: the all-reduce's sum then gives the mean.
@@ -192,10 +216,14 @@ class TextToImageGAN(keras.Model):
 
             # Generator, against the updated discriminator: right text, plus GAN-INT's
             # interpolated text (Reed §4.3).
-            g_per_example = g_loss_fn(self.discriminator([fake_images, embeddings], training=True))
+            g_per_example = _generator_loss(
+                g_loss_fn, self.discriminator([fake_images, embeddings], training=True)
+            )
             if self.gan_int_weight:
                 mixed_logits = self.discriminator([mixed_images, mixed], training=True)
-                g_per_example = g_per_example + self.gan_int_weight * g_loss_fn(mixed_logits)
+                g_per_example = g_per_example + self.gan_int_weight * _generator_loss(
+                    g_loss_fn, mixed_logits
+                )
             if self.generator.conditioning_augmentation:
                 g_per_example = g_per_example + self.kl_weight * kl
             g_scaled = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(g_per_example))

@@ -105,7 +105,8 @@ def matching_aware_gradient_penalty(
     with tf.GradientTape() as tape:
         tape.watch([images, embeddings])
         logits = tf.cast(discriminator([images, embeddings], training=True), tf.float32)
-        total = tf.reduce_sum(logits)
+        # With an unconditional column ([B, 2]) the penalty is on the matching-aware logit.
+        total = tf.reduce_sum(logits if logits.shape.rank == 1 else logits[:, 0])
     image_grad, text_grad = tape.gradient(total, [images, embeddings])
     # The gradient with respect to the standardized embedding the network reads, not the raw one:
     # standardization multiplies raw USE embeddings by ~50 (their spread is ~0.02 per dimension),

@@ -148,6 +148,7 @@ def build_gan(config: Config, embedding_dim: int) -> TextToImageGAN:
         spectral_norm=m.spectral_norm,
         conditioning=m.discriminator_conditioning,
         embedding_normalization=m.embedding_normalization,
+        unconditional_output=m.unconditional_loss,
     )
     return _wrap(generator, discriminator, config)
 

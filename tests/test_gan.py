@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from t2i_keras.gan import TextToImageGAN
-from tests.gan_helpers import compile_tiny, inputs, tiny_batches, tiny_gan
+from tests.gan_helpers import compile_tiny, inputs, tiny_batches, tiny_discriminator, tiny_gan
 
 
 def weights_of(model):
@@ -148,3 +148,23 @@ def test_embedding_statistics_reach_every_network_and_survive_saving(tmp_path):
         np.asarray(gan.ema_generator.embedding_norm(captions)),
         atol=1e-6,
     )
+
+
+def test_unconditional_loss_trains_the_realism_logit_on_real_versus_fake():
+    gan = compile_tiny(
+        tiny_gan(
+            loss="hinge",
+            discriminator_kwargs={"conditioning": "projection", "unconditional_output": True},
+        )
+    )
+    _, noise, images = inputs(3)
+    embeddings = inputs(3)[0]
+    logits = gan.discriminator([images, embeddings])
+    assert logits.shape == (3, 2)
+    history = gan.fit(tiny_batches(), steps_per_epoch=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["d_loss"][-1])
+
+
+def test_unconditional_output_needs_the_projection_discriminator():
+    with pytest.raises(ValueError, match="projection"):
+        tiny_discriminator(conditioning="concat", unconditional_output=True)

@@ -55,3 +55,32 @@ def test_add_gan_pairs_is_seeded_and_gathers_from_the_batch():
     embeddings = batch["embedding"].numpy()
     partners = [int(np.argmin(np.abs(embeddings - m).sum(1))) for m in a["mix_embedding"].numpy()]
     assert sorted(partners) == list(range(6))
+
+
+def test_embedding_perturbation_moves_by_the_set_relative_distance_and_keeps_the_norm():
+    from t2i_keras.data.pairs import perturb_embeddings
+
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(64, 32)).astype(np.float32)
+    moved = perturb_embeddings(tf.constant(e), 0.2, tf.constant([3, 4])).numpy()
+    np.testing.assert_allclose(np.linalg.norm(moved, axis=1), np.linalg.norm(e, axis=1), rtol=1e-5)
+    cosine = np.sum(moved * e, axis=1) / np.linalg.norm(moved, axis=1) / np.linalg.norm(e, axis=1)
+    # A random direction at relative distance 0.2 in 32 dimensions: cos ≈ 1/sqrt(1 + 0.04).
+    assert 0.95 < cosine.min() and cosine.max() < 0.9999
+    again = perturb_embeddings(tf.constant(e), 0.2, tf.constant([3, 4])).numpy()
+    np.testing.assert_array_equal(moved, again)
+
+
+def test_embedding_noise_changes_only_the_embeddings():
+    batch = {
+        "image": tf.zeros((6, 4, 4, 3)),
+        "embedding": tf.random.stateless_normal((6, 16), [0, 1]),
+        "class_id": tf.range(6),
+    }
+    plain = add_gan_pairs(batch, tf.constant([0, 9]), 7)
+    noisy = add_gan_pairs(batch, tf.constant([0, 9]), 7, embedding_noise=0.3)
+    for key in ("wrong_image", "wrong_mask", "noise"):
+        np.testing.assert_array_equal(plain[key].numpy(), noisy[key].numpy())
+    np_plain, np_noisy = plain["embedding"].numpy(), noisy["embedding"].numpy()
+    assert not np.allclose(np_plain, np_noisy)
+    np.testing.assert_array_equal(np_plain, batch["embedding"].numpy())
