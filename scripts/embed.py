@@ -15,7 +15,7 @@ def main() -> None:
     parser.add_argument("--encoder", default="builtin", help="'builtin', a SavedModel folder or a TF Hub handle")
     args = parser.parse_args()
 
-    from t2i_keras.text_encoder import TextEncoder, embed_captions
+    from t2i_keras.text.encoder import TextEncoder, embed_captions
 
     vectors = embed_captions(args.captions, TextEncoder(args.encoder), cache_root=False, progress=False)
     similarity = vectors @ vectors.T

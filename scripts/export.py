@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--name", help="model name in models.config (default: the folder name)")
     args = parser.parse_args()
 
-    from t2i_keras.export import export_run
+    from t2i_keras.serving.export import export_run
 
     path = export_run(args.run, args.export_dir, args.version, args.max_batch, args.name)
     print(f"Exported {path}")

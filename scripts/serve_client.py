@@ -27,8 +27,8 @@ def main() -> None:
     parser.add_argument("--out", default="served.png", help="the grid PNG")
     args = parser.parse_args()
 
-    from t2i_keras import serving
-    from t2i_keras.plots import save_caption_grid
+    from t2i_keras.serving import client as serving
+    from t2i_keras.utils.plots import save_caption_grid
 
     if args.rest:
         client = serving.RestClient(args.rest, args.model, args.version, args.timeout, args.format)

@@ -23,7 +23,7 @@ def main() -> None:
     t2i_config.add_override_flags(parser)
     args = parser.parse_args()
 
-    from t2i_keras.training import train
+    from t2i_keras.training.trainer import train
 
     config = t2i_config.apply_overrides(t2i_config.get_preset(args.preset), args)
     run_dir = args.run_dir or os.path.join("runs", args.preset)

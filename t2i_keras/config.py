@@ -15,7 +15,7 @@ import typing
 from typing import Any
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")  # see t2i_keras.distribute
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")  # see t2i_keras.training.distribute
 BIRD_CAPTIONS = (
     "this bird has a red crown and a short black beak",
     "a small yellow bird with black wings",
@@ -127,7 +127,7 @@ class TrainConfig:
         precision: "auto" (bf16 where the hardware has it, else float32), "float32",
             "mixed_bfloat16" or "mixed_float16" (with loss scaling).
         jit_compile: XLA-compile the train step (single device only).
-        strategy: "auto", "default", "mirrored" or "multi_worker" (see t2i_keras.distribute).
+        strategy: "auto", "default", "mirrored" or "multi_worker" (see t2i_keras.training.distribute).
         backup_every: steps between fault-tolerance backups (0: only at epoch ends).
         eval_every: compute FID/KID (and attribute accuracy on procedural flowers) every this many
             epochs on held-out captions, logged to TensorBoard and history (0: off).

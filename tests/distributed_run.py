@@ -72,9 +72,9 @@ def train_and_maybe_die(config_file: str, run_dir: str, args) -> None:
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
-    from t2i_keras import backup
+    from t2i_keras.training import backup
     from t2i_keras.config import Config
-    from t2i_keras.training import train
+    from t2i_keras.training.trainer import train
 
     def die():
         sys.stdout.flush()

@@ -5,9 +5,9 @@ import numpy as np
 import tensorflow as tf
 
 from t2i_keras.data.pairs import add_gan_pairs
-from t2i_keras.discriminator import Discriminator
-from t2i_keras.gan import TextToImageGAN
-from t2i_keras.generator import Generator
+from t2i_keras.models.discriminator import Discriminator
+from t2i_keras.models.gan import TextToImageGAN
+from t2i_keras.models.generator import Generator
 
 EMBEDDING_DIM = 16
 Z_DIM = 8

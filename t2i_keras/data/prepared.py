@@ -36,10 +36,10 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from t2i_keras import cache
+from t2i_keras.utils import files
 from t2i_keras.data import coco, folder, images, pairs, pipeline, reed
 from t2i_keras.data.folder import CaptionedSource
-from t2i_keras.text_encoder import BUILTIN_HANDLE, TextEncoder, embed_captions, encoder_identity
+from t2i_keras.text.encoder import BUILTIN_HANDLE, TextEncoder, embed_captions, encoder_identity
 
 DATASETS = ("oxford102", "cub", "coco", "folder")
 FORMAT_VERSION = 1
@@ -90,7 +90,7 @@ def source_fingerprint(source: CaptionedSource) -> str:
     digest = hashlib.sha256()
     for path in sorted({*source.files, *(e.image_path for e in source.examples)}):
         stat = path.stat()
-        # Relative names: the same files moved or mounted elsewhere keep their cache.
+        # Relative names: the same files moved or mounted elsewhere keep their files.
         name = os.path.relpath(os.path.abspath(path), os.path.abspath(base))
         digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "replace"))
     return digest.hexdigest()
@@ -261,7 +261,7 @@ def _build(
     ok = _decode_into(source, image_size, resize_policy, pixels, progress)
     if not ok.any():
         report = source.report.to_json(**header, num_examples=0, num_captions=0)
-        cache.atomic_write_bytes(failed_report, json.dumps(report, indent=1).encode())
+        files.atomic_write_bytes(failed_report, json.dumps(report, indent=1).encode())
         raise ValueError(
             f"No image of {source.data_dir} ({source.kind}, split {source.split!r}) could be "
             f"decoded; full report: {failed_report}\n{source.report.summary()}"
@@ -338,7 +338,7 @@ def prepare_dataset(
         raise ValueError(f"image_size must be positive, got {image_size}")
     source = read_source(kind, data_dir, split, resize_policy, max_captions)
     encoder_id = encoder_identity(encoder if isinstance(encoder, str) else encoder.handle)
-    root = pathlib.Path(cache_root) if cache_root else cache.cache_dir("prepared")
+    root = pathlib.Path(cache_root) if cache_root else files.cache_dir("prepared")
     key = prepared_key(source, image_size, resize_policy, encoder_id, max_captions)
     target = root / key
     if (target / "meta.json").is_file():
@@ -353,7 +353,7 @@ def prepare_dataset(
         "key": key,
     }
     try:
-        with cache.atomic_directory(target) as tmp:
+        with files.atomic_directory(target) as tmp:
             meta = _build(
                 tmp,
                 source,

@@ -24,8 +24,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from t2i_keras.cache import cache_dir
-from t2i_keras.callbacks import save_model_atomically
+from t2i_keras.utils.files import cache_dir
+from t2i_keras.training.callbacks import save_model_atomically
 from t2i_keras.data import flowers
 
 # The attributes that captions name, and their values in label order. The classifier's heads are

@@ -4,7 +4,7 @@ Losses of a GAN say little about the images (the generator's falls as often as i
 are compared by sample quality measured during training, as StyleGAN's and BigGAN's training loops
 do with FID. Inception costs about a second per dozen images on a CPU, so the callback measures a
 small fixed set (default 64 held-out captions, fixed noise) every `every_epochs` epochs: the values
-are biased upwards against `t2i_keras.evaluation`'s larger samples but comparable between epochs
+are biased upwards against `t2i_keras.evaluation.runner`'s larger samples but comparable between epochs
 and runs of one setting.
 """
 
@@ -18,13 +18,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from t2i_keras import plots
+from t2i_keras.utils import plots
 from t2i_keras.metrics import attributes, fid
 from t2i_keras.metrics.inception import InceptionFeatures
 from t2i_keras.metrics.r_precision import sample_caption_pairs
 
 if TYPE_CHECKING:
-    from t2i_keras.training import CaptionedImages
+    from t2i_keras.training.trainer import CaptionedImages
 
 
 class GenerationMetrics(keras.callbacks.Callback):

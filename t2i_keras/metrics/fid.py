@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from t2i_keras.cache import atomic_write_bytes, cache_dir
+from t2i_keras.utils.files import atomic_write_bytes, cache_dir
 from t2i_keras.metrics.inception import InceptionFeatures
 
 

@@ -34,7 +34,7 @@ import tensorflow as tf
 from keras import layers
 from tqdm.auto import tqdm
 
-from t2i_keras.cache import atomic_write_bytes, cache_dir
+from t2i_keras.utils.files import atomic_write_bytes, cache_dir
 
 INPUT_SIZE = 299
 FEATURE_DIM = 2048

@@ -26,8 +26,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from t2i_keras.cache import cache_dir
-from t2i_keras.callbacks import save_model_atomically
+from t2i_keras.utils.files import cache_dir
+from t2i_keras.training.callbacks import save_model_atomically
 from t2i_keras.data.pipeline import training_dataset
 
 NUM_CANDIDATES = 100  # AttnGAN's: the true caption and 99 mismatched ones
