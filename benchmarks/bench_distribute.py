@@ -34,9 +34,10 @@ def worker(args) -> float:
     import numpy as np
 
     from t2i_keras import config as t2i_config
-    from t2i_keras.training import distribute
     from t2i_keras.data.pipeline import training_dataset
-    from t2i_keras.training.trainer import build_gan, compile_gan
+    from t2i_keras.models.build import build_gan
+    from t2i_keras.training import distribute
+    from t2i_keras.training.trainer import compile_gan
 
     config = t2i_config.get_preset("quickstart")
     config.data.image_size = args.size
@@ -77,16 +78,31 @@ def main() -> None:
     for _ in range(args.repeats):
         for replicas, precision in settings:
             result = subprocess.run(
-                [sys.executable, __file__, "--replicas", str(replicas), "--precision", precision,
-                 "--steps", str(args.steps), "--batch", str(args.batch), "--size", str(args.size)],
-                capture_output=True, text=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--replicas",
+                    str(replicas),
+                    "--precision",
+                    precision,
+                    "--steps",
+                    str(args.steps),
+                    "--batch",
+                    str(args.batch),
+                    "--size",
+                    str(args.size),
+                ],
+                capture_output=True,
+                text=True,
             )
             if result.returncode:
                 sys.exit(f"{replicas} x {precision} failed:\n{result.stderr[-3000:]}")
             rates[(replicas, precision)].append(json.loads(result.stdout.strip().splitlines()[-1]))
     base = statistics.median(rates[(1, "float32")])
-    print(f"quickstart model at {args.size}x{args.size}, global batch {args.batch}, "
-          f"{os.cpu_count()} cores, median of {args.repeats} runs x {args.steps} steps")
+    print(
+        f"quickstart model at {args.size}x{args.size}, global batch {args.batch}, "
+        f"{os.cpu_count()} cores, median of {args.repeats} runs x {args.steps} steps"
+    )
     print("| replicas | precision | images/s | vs 1 replica float32 |")
     print("|---:|---|---:|---:|")
     for (replicas, precision), values in rates.items():

@@ -1,8 +1,8 @@
 """Benchmark: input pipeline throughput (images/s), decoding image files vs the prepared cache.
 
 (a) raw: read + decode + resize + flip + batch from the original files on every visit
-    (`prepared.raw_image_dataset`); (b) cached: parse + flip + batch the prepared TFRecords, with
-    caption sampling (`prepared.prepared_training_dataset`). Each measurement builds a fresh
+    (`streaming.raw_image_dataset`); (b) cached: parse + flip + batch the prepared TFRecords, with
+    caption sampling (`streaming.prepared_training_dataset`). Each measurement builds a fresh
     pipeline, warms it up with a few batches (tracing, file handles, shuffle buffer), then times
     `--batches` batches; the two paths are interleaved and the median over repeats is reported.
 
@@ -33,14 +33,15 @@ def images_per_second(dataset, batches: int, batch_size: int, warmup: int = 3) -
 
 
 def main() -> None:
-    from t2i_keras.data import images, prepared
+    from t2i_keras.data import prepared, streaming
+    from t2i_keras.data.kinds import REAL_DATASETS, RESIZE_POLICIES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="coco", choices=prepared.DATASETS)
+    parser.add_argument("--dataset", default="coco", choices=REAL_DATASETS)
     parser.add_argument("--data-dir", default=os.path.normpath(DEFAULT_DATA))
     parser.add_argument("--split", default="train")
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--resize-policy", default="center_crop", choices=images.RESIZE_POLICIES)
+    parser.add_argument("--resize-policy", default="center_crop", choices=RESIZE_POLICIES)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--batches", type=int, default=20, help="timed batches per measurement")
     parser.add_argument("--repeats", type=int, default=5)
@@ -57,10 +58,10 @@ def main() -> None:
         resize_policy=args.resize_policy,
     )
     pipelines = {
-        "raw files": lambda seed: prepared.raw_image_dataset(
+        "raw files": lambda seed: streaming.raw_image_dataset(
             source, args.image_size, args.resize_policy, args.batch_size, seed=seed
         ),
-        "prepared TFRecords": lambda seed: prepared.prepared_training_dataset(
+        "prepared TFRecords": lambda seed: streaming.prepared_training_dataset(
             cache, args.batch_size, seed=seed
         ),
     }

@@ -1,4 +1,4 @@
-"""Benchmark: the exported `serving_default` signature vs the bare generator on precomputed embeddings.
+"""Benchmark: the exported `serving_default` signature vs the bare generator on embeddings.
 
 `serving_default` does what a served request costs: USE tokenization and encoding, noise, the EMA
 generator and the uint8 conversion. The bare generator is the same Keras EMA generator in a
@@ -30,10 +30,11 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from t2i_keras.serving import export
     from t2i_keras.config import get_preset
+    from t2i_keras.models.build import build_gan
+    from t2i_keras.serving import export
     from t2i_keras.text.encoder import TextEncoder
-    from t2i_keras.training.trainer import build_gan, load_run
+    from t2i_keras.training.runs import load_run
 
     if args.run:
         gan, config = load_run(args.run)
@@ -49,7 +50,9 @@ def main() -> None:
 
         words = "this flower has petals that are pink yellow round pointed with a centre".split()
         rng = np.random.default_rng(0)
-        captions = [" ".join(rng.choice(words, size=rng.integers(6, 14))) for _ in range(args.batch)]
+        captions = [
+            " ".join(rng.choice(words, size=rng.integers(6, 14))) for _ in range(args.batch)
+        ]
         embeddings = encoder(tf.constant(captions))
         noise = tf.random.normal([args.batch, generator.z_dim])
 
@@ -78,18 +81,24 @@ def main() -> None:
             throughput["bare generator"] += timed(generate(args.batch), max(1, args.repeats // 5))
 
     size = config.data.image_size
-    print(f"{size}x{size} images, {gan.generator.filters} generator filters, {os.cpu_count()} cores")
+    print(
+        f"{size}x{size} images, {gan.generator.filters} generator filters, {os.cpu_count()} cores"
+    )
     print(f"| path | batch 1 p50 (ms) | batch 1 p99 (ms) | batch {args.batch} images/s |")
     print("|---|---:|---:|---:|")
     rates = {}
     for name in latency:
         ms = np.asarray(latency[name]) * 1e3
         rates[name] = args.batch / statistics.median(throughput[name])
-        print(f"| {name} | {np.percentile(ms, 50):.2f} | {np.percentile(ms, 99):.2f} | "
-              f"{rates[name]:,.0f} |")
+        print(
+            f"| {name} | {np.percentile(ms, 50):.2f} | {np.percentile(ms, 99):.2f} | "
+            f"{rates[name]:,.0f} |"
+        )
     overhead = rates["bare generator"] / rates["serving_default"] - 1
-    print(f"text encoding + pre/post-processing cost {overhead:.0%} at batch {args.batch} "
-          "(goal: at most 20%)")
+    print(
+        f"text encoding + pre/post-processing cost {overhead:.0%} at batch {args.batch} "
+        "(goal: at most 20%)"
+    )
 
 
 if __name__ == "__main__":

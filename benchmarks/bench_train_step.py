@@ -1,4 +1,4 @@
-"""Benchmark: GAN-INT-CLS training throughput (images/s) in Keras (`fit`) vs a PyTorch re-implementation.
+"""Benchmark: GAN-INT-CLS training throughput (images/s), Keras `fit` vs a PyTorch version.
 
 The PyTorch model below exists only for this benchmark: the same generator, matching-aware
 discriminator and train step (D on real/wrong/fake, G on right and interpolated text, EMA), with
@@ -54,13 +54,17 @@ def keras_worker(args, setting) -> float:
     )
     rng = np.random.default_rng(0)
     n = args.batch * 4
-    data = tf.data.Dataset.from_tensor_slices(
-        {
-            "image": rng.uniform(-1, 1, (n, args.size, args.size, 3)).astype(np.float32),
-            "embedding": rng.normal(size=(n, 512)).astype(np.float32),
-            "class_id": (np.arange(n) % 8).astype(np.int32),
-        }
-    ).batch(args.batch, drop_remainder=True).repeat()
+    data = (
+        tf.data.Dataset.from_tensor_slices(
+            {
+                "image": rng.uniform(-1, 1, (n, args.size, args.size, 3)).astype(np.float32),
+                "embedding": rng.normal(size=(n, 512)).astype(np.float32),
+                "class_id": (np.arange(n) % 8).astype(np.int32),
+            }
+        )
+        .batch(args.batch, drop_remainder=True)
+        .repeat()
+    )
     # Wrong images, GAN-INT partners and noise are drawn in the input pipeline, as in training.
     data = data.enumerate().map(lambda i, b: add_gan_pairs(b, tf.stack([i, i]), 100)).prefetch(2)
     gan.fit(data, steps_per_epoch=3, epochs=1, verbose=0)  # trace, compile, warm up
@@ -85,12 +89,17 @@ def torch_worker(args, setting) -> float:
             super().__init__()
             self.text = nn.Sequential(nn.Linear(512, 128), nn.LeakyReLU(0.2))
             self.seed = nn.Sequential(
-                nn.Linear(228, 16 * widths[0], bias=False), nn.BatchNorm1d(16 * widths[0]), nn.ReLU()
+                nn.Linear(228, 16 * widths[0], bias=False),
+                nn.BatchNorm1d(16 * widths[0]),
+                nn.ReLU(),
             )
             layers = []
             for c_in, c_out in zip(widths[:-1], widths[1:]):
-                layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-                           nn.BatchNorm2d(c_out), nn.ReLU()]
+                layers += [
+                    nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                    nn.BatchNorm2d(c_out),
+                    nn.ReLU(),
+                ]
             layers += [nn.ConvTranspose2d(widths[-1], 3, 4, 2, 1), nn.Tanh()]
             self.up = nn.Sequential(*layers)
 
@@ -111,7 +120,9 @@ def torch_worker(args, setting) -> float:
             self.down = nn.Sequential(*layers)
             self.text = nn.Sequential(nn.Linear(512, 128), nn.LeakyReLU(0.2))
             self.joint = nn.Sequential(
-                nn.Conv2d(c_in + 128, c_in, 1), nn.BatchNorm2d(c_in), nn.LeakyReLU(0.2),
+                nn.Conv2d(c_in + 128, c_in, 1),
+                nn.BatchNorm2d(c_in),
+                nn.LeakyReLU(0.2),
                 nn.Conv2d(c_in, 1, 4),
             )
 
@@ -121,7 +132,10 @@ def torch_worker(args, setting) -> float:
             return self.joint(torch.cat([x, text.to(x.dtype)], 1)).float().view(-1)
 
     memory = torch.channels_last if setting["channels_last"] else torch.contiguous_format
-    generator, discriminator = Generator().to(memory_format=memory), Discriminator().to(memory_format=memory)
+    generator, discriminator = (
+        Generator().to(memory_format=memory),
+        Discriminator().to(memory_format=memory),
+    )
     ema = copy.deepcopy(generator)
     d_opt = torch.optim.Adam(discriminator.parameters(), 2e-4, betas=(0.5, 0.999))
     g_opt = torch.optim.Adam(generator.parameters(), 2e-4, betas=(0.5, 0.999))
@@ -144,7 +158,9 @@ def torch_worker(args, setting) -> float:
             real_l = discriminator(images, embeddings)
             wrong_l = discriminator(wrong, embeddings)
             fake_l = discriminator(fake.contiguous(memory_format=memory), embeddings)
-            d_loss = (softplus(-real_l) + 0.5 * (mask * softplus(wrong_l) + softplus(fake_l))).mean()
+            d_loss = (
+                softplus(-real_l) + 0.5 * (mask * softplus(wrong_l) + softplus(fake_l))
+            ).mean()
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         d_opt.step()
@@ -153,7 +169,10 @@ def torch_worker(args, setting) -> float:
             g_loss = softplus(-discriminator(fake.contiguous(memory_format=memory), embeddings))
             mixed = 0.5 * embeddings + 0.5 * embeddings[torch.randperm(b)]
             mixed_images = generator(mixed, torch.randn(b, 100))
-            g_loss = (g_loss + softplus(-discriminator(mixed_images.contiguous(memory_format=memory), mixed))).mean()
+            g_loss = (
+                g_loss
+                + softplus(-discriminator(mixed_images.contiguous(memory_format=memory), mixed))
+            ).mean()
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         g_opt.step()
@@ -188,8 +207,18 @@ def main() -> None:
         return
 
     rates = {name: [] for name in settings}
-    base = [sys.executable, __file__, "--steps", str(args.steps), "--batch", str(args.batch),
-            "--size", str(args.size), "--filters", str(args.filters)]
+    base = [
+        sys.executable,
+        __file__,
+        "--steps",
+        str(args.steps),
+        "--batch",
+        str(args.batch),
+        "--size",
+        str(args.size),
+        "--filters",
+        str(args.filters),
+    ]
     for _ in range(args.repeats):
         for name in settings:
             result = subprocess.run(base + ["--worker", name], capture_output=True, text=True)
@@ -197,8 +226,11 @@ def main() -> None:
                 sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
             rates[name].append(json.loads(result.stdout.strip().splitlines()[-1]))
     best_torch = max(statistics.median(rates[n]) for n in TORCH_SETTINGS)
-    print(f"{args.size}x{args.size}, ngf=ndf={args.filters}, batch {args.batch}, {os.cpu_count()} cores, "
-          f"median of {args.repeats} runs x {args.steps} steps")
+    print(
+        f"{args.size}x{args.size}, ngf=ndf={args.filters}, batch {args.batch}, "
+        f"{os.cpu_count()} cores, "
+        f"median of {args.repeats} runs x {args.steps} steps"
+    )
     print("| setting | images/s | vs best PyTorch |")
     print("|---|---:|---:|")
     for name in settings:

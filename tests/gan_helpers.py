@@ -14,8 +14,14 @@ Z_DIM = 8
 
 
 def tiny_generator(image_size=16, **kwargs):
-    kwargs = {"embedding_dim": EMBEDDING_DIM, "z_dim": Z_DIM, "text_projection_dim": 8,
-              "filters": 4, "seed": 0, **kwargs}
+    kwargs = {
+        "embedding_dim": EMBEDDING_DIM,
+        "z_dim": Z_DIM,
+        "text_projection_dim": 8,
+        "filters": 4,
+        "seed": 0,
+        **kwargs,
+    }
     return Generator(image_size=image_size, **kwargs)
 
 

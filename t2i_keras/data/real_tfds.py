@@ -28,9 +28,9 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from t2i_keras.data import coco, images, reed
-from t2i_keras.data.folder import CaptionedSource
+from t2i_keras.data.records import CaptionedSource
+from t2i_keras.models.kinds import IMAGE_SIZES
 
-IMAGE_SIZES = (32, 64, 128, 256)
 _MANUAL_DIR_NOTE = (
     "Place the files in the manual folder: `DownloadConfig(manual_dir=...)`, or by default "
     "<data_dir>/downloads/manual/."

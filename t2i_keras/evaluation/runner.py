@@ -18,25 +18,24 @@ readable `report.md`. `scripts/evaluate.py` is the command line.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import pathlib
-import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from t2i_keras.serving import export
-
-from t2i_keras.utils import plots
-from t2i_keras.utils.files import atomic_write_bytes
 from t2i_keras.config import Config, get_preset
+from t2i_keras.data.splits import CaptionedImages, load_split, sample_caption_pairs, split_identity
+from t2i_keras.evaluation.report import write_report
 from t2i_keras.metrics import attributes, fid, r_precision
 from t2i_keras.metrics.inception import InceptionFeatures
+from t2i_keras.serving import export
 from t2i_keras.text.encoder import TextEncoder, encoder_identity
-from t2i_keras.training.trainer import CaptionedImages, generate_images, load_run, load_split
+from t2i_keras.training.runs import generate_images, load_run
+from t2i_keras.utils import plots
+from t2i_keras.utils.files import cache_key
 
 # (captions, num_per_caption, seed) -> uint8 [len(captions), num_per_caption, H, W, 3]
 GenerateFn = Callable[[Sequence[str], int, int], np.ndarray]
@@ -173,26 +172,6 @@ def generate_in_batches(
     return np.concatenate(parts)
 
 
-def dataset_identity(config: Config, split: str) -> str:
-    """Names everything a split's images and captions depend on (a cache key)."""
-    d = config.data
-    if d.dataset == "flowers":
-        count = d.num_train if split == "train" else d.num_test
-        source = f"flowers-s{d.seed}-n{count}"
-    else:
-        split_name = d.train_split if split == "train" else d.test_split
-        source = (
-            f"{d.dataset}-{os.path.abspath(d.data_dir)}-{split_name}-{d.resize_policy}"
-            f"-c{d.max_captions}"
-        )
-    return f"{source}-{split}-{d.image_size}px"
-
-
-def _cache_key(identity: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", identity)[:60].strip("._-")
-    return f"{slug}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
-
-
 def evaluate(model: ModelUnderTest, out_dir: str | os.PathLike, options: EvaluationOptions) -> dict:
     """Measures `model` as the module docstring says; writes the images into `out_dir`.
 
@@ -212,9 +191,7 @@ def evaluate(model: ModelUnderTest, out_dir: str | os.PathLike, options: Evaluat
     encoder = TextEncoder(config.text_encoder)
     train = load_split(config, "train", encoder)
     test = load_split(config, "test", encoder)
-    image_index, caption_index = r_precision.sample_caption_pairs(
-        test.caption_counts, o.num_samples, o.seed
-    )
+    image_index, caption_index = sample_caption_pairs(test.caption_counts, o.num_samples, o.seed)
     captions = [str(c) for c in test.captions[image_index, caption_index]]
     real = test.images[image_index]  # the image each caption was written for
 
@@ -259,7 +236,7 @@ def image_quality(
         tqdm.write("Inception features (FID, KID)")
     features = InceptionFeatures()
     reference = fid.cached_reference_statistics(
-        _cache_key(dataset_identity(config, "test")),
+        cache_key(split_identity(config, "test")),
         lambda: features(test.images, progress=options.progress),
     )
     rng = np.random.default_rng(options.seed)
@@ -290,12 +267,14 @@ def attribute_consistency(
     the chance level, and the classifier's accuracy on every held-out real image."""
     if options.progress:
         tqdm.write("Attribute classifier")
-    classifier = attributes.load_attribute_classifier(
+    settings = attributes.ClassifierSettings(
         config.data.image_size,
         config.data.seed,
         options.classifier_images,
         options.classifier_epochs,
-        verbose=2 if options.progress else 0,
+    )
+    classifier = attributes.load_attribute_classifier(
+        settings, verbose=2 if options.progress else 0
     )
     targets = attributes.caption_targets(captions)
     truth = attributes.attribute_labels(test.attributes)
@@ -333,13 +312,15 @@ def caption_retrieval(
         tqdm.write("R-precision: image-caption matcher")
     matcher = r_precision.load_caption_matcher(
         # The matcher learns the caption embeddings too: another encoder needs another matcher.
-        f"{dataset_identity(config, 'train')}-{encoder_identity(config.text_encoder)}",
+        f"{split_identity(config, 'train')}-{encoder_identity(config.text_encoder)}",
         train.images,
         train.embeddings,
         train.caption_counts,
-        epochs=options.matcher_epochs,
-        batch_size=min(64, len(train.images)),
-        flip=config.data.flip,
+        r_precision.MatcherSettings(
+            epochs=options.matcher_epochs,
+            batch_size=min(64, len(train.images)),
+            flip=config.data.flip,
+        ),
         verbose=2 if options.progress else 0,
     )
     valid = np.arange(test.captions.shape[1]) < test.caption_counts[:, None]
@@ -396,134 +377,6 @@ def draw_samples(
             model.history, out_dir / "training_curves.png"
         ).name
     return images
-
-
-def write_report(report: dict, out_dir: str | os.PathLike) -> tuple[pathlib.Path, pathlib.Path]:
-    """Writes `report.json` and `report.md` into `out_dir` (atomically); returns both paths."""
-    out_dir = pathlib.Path(out_dir)
-    json_path, markdown_path = out_dir / "report.json", out_dir / "report.md"
-    atomic_write_bytes(json_path, (json.dumps(report, indent=2) + "\n").encode())
-    atomic_write_bytes(markdown_path, format_markdown(report).encode())
-    return json_path, markdown_path
-
-
-def format_markdown(report: dict) -> str:
-    """The report as Markdown: what was measured, tables with the ceilings, the images."""
-    o, d = report["options"], report["dataset"]
-    kind = "training run" if report["model"]["kind"] == "run" else "SavedModel"
-    lines = [
-        f"# Evaluation of `{report['model']['path']}`",
-        "",
-        (
-            f"A {kind}, evaluated on the **{d['dataset']}** test split ({d['image_size']}x"
-            f"{d['image_size']} px, {report['num_test_images']} held-out images): "
-            f"{o['num_samples']} images were generated, one for each of {o['num_samples']} "
-            f"held-out (image, caption) pairs (seed {o['seed']}). Each metric is shown next to its "
-            "value on real images, the best a generator can do."
-        ),
-    ]
-    lines += _fid_section(report["fid"], o)
-    if report["attributes"] is not None:
-        lines += _attribute_section(report["attributes"])
-    lines += _r_precision_section(report["r_precision"])
-    titles = {
-        "held_out_captions": "Held-out captions: the real image, then generated samples",
-        "sample_captions": "Fixed sample captions (the config's)",
-        "training_curves": "Training curves",
-    }
-    lines += ["", "## Samples"]
-    for key, file_name in report["images"].items():
-        if key == "training_curves":
-            lines += ["", "## Training curves"]
-        lines += ["", f"![{titles[key]}]({file_name})"]
-    return "\n".join(lines) + "\n"
-
-
-def _fid_section(results: dict, options: dict) -> list[str]:
-    lines = [
-        "",
-        "## Image quality: FID and KID",
-        "",
-        (
-            "Inception pool3 features of the 2015 graph (FID: Heusel et al. 2017; KID: Bińkowski "
-            f"et al. 2018, mean ± std over {options['kid_subsets']} random subsets of up to 1000 "
-            "images per set: with fewer images every subset is the whole set and the std is 0). "
-            f"The reference is {results['reference']}; the real row uses "
-            f"{results['real_sample']}. FID is biased upwards at small sample counts: compare FIDs "
-            "only at equal counts."
-        ),
-        "",
-        "| images | FID ↓ | KID × 1000 ↓ | images vs reference |",
-        "|---|---:|---:|---:|",
-    ]
-    for name, label in (("generated", "generated"), ("real", "real (train split)")):
-        r = results[name]
-        lines.append(
-            f"| {label} | {r['fid']:.2f} | {1000 * r['kid_mean']:.2f} ± {1000 * r['kid_std']:.2f} "
-            f"| {r['num_generated']} vs {r['num_real']} |"
-        )
-    return lines
-
-
-def _attribute_section(results: dict) -> list[str]:
-    lines = [
-        "",
-        "## Text-image consistency: attribute accuracy",
-        "",
-        (
-            "A CNN trained on the procedural flowers' ground truth "
-            f"({results['classifier']['train_images']} training images, "
-            f"{results['classifier']['epochs']} epochs) reads each image's attributes; an image "
-            "is right on an attribute when it shows the value its caption names. *All named*: "
-            "right on every attribute the caption names. The real column scores the real image "
-            "each caption was written for."
-        ),
-        "",
-        "| attribute | generated | real (ceiling) | chance | captions naming it |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name in results["generated"]:
-        label = "**all named**" if name == attributes.ALL_NAMED else name.replace("_", " ")
-        lines.append(
-            f"| {label} | {results['generated'][name]:.1%} | {results['real'][name]:.1%} "
-            f"| {results['chance'][name]:.1%} | {results['num_captions_naming'][name]} |"
-        )
-    heldout = results["classifier_heldout_accuracy"]
-    per_attribute = ", ".join(
-        f"{name.replace('_', ' ')} {value:.1%}"
-        for name, value in heldout.items()
-        if name != attributes.ALL_NAMED
-    )
-    lines += [
-        "",
-        (
-            f"The classifier on every held-out real image, against the ground truth: "
-            f"{per_attribute} (all four: {heldout[attributes.ALL_NAMED]:.1%})."
-        ),
-    ]
-    return lines
-
-
-def _r_precision_section(results: dict) -> list[str]:
-    g, r = results["generated"], results["real"]
-    return [
-        "",
-        "## Text-image consistency: R-precision",
-        "",
-        (
-            f"AttnGAN's R-precision (Xu et al. 2018): each image's own caption is ranked among "
-            f"{g['num_candidates']} (itself and {g['num_candidates'] - 1} captions of other test "
-            "images) by an image-caption matcher trained contrastively on the train split "
-            f"({results['matcher']['train_images']} images, {results['matcher']['epochs']} "
-            "epochs) against the frozen caption embeddings. Top-1, mean ± std over "
-            f"{g['repeats']} draws of the distractors."
-        ),
-        "",
-        "| images | top-1 R-precision | chance |",
-        "|---|---:|---:|",
-        f"| generated | {g['top1_mean']:.1%} ± {g['top1_std']:.1%} | {g['chance']:.0%} |",
-        f"| real (ceiling) | {r['top1_mean']:.1%} ± {r['top1_std']:.1%} | {r['chance']:.0%} |",
-    ]
 
 
 def run_evaluation(

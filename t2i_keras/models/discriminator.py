@@ -5,12 +5,9 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from t2i_keras.models import layers as dcgan
 from t2i_keras.models.conditioning import EmbeddingStandardization
-from t2i_keras.models.generator import _batch_norm, _conv, _dense, block_filters, upsampling_blocks
-
-CONDITIONING_KINDS = ("concat", "projection")
-
-
+from t2i_keras.models.kinds import CONDITIONING_KINDS
 
 
 @keras.saving.register_keras_serializable(package="t2i_keras")
@@ -49,7 +46,9 @@ class Discriminator(keras.Model):
     ):
         super().__init__(**kwargs)
         if conditioning not in CONDITIONING_KINDS:
-            raise ValueError(f"conditioning must be one of {CONDITIONING_KINDS}, got {conditioning!r}")
+            raise ValueError(
+                f"conditioning must be one of {CONDITIONING_KINDS}, got {conditioning!r}"
+            )
         self.image_size = image_size
         self.embedding_dim = embedding_dim
         self.text_projection_dim = text_projection_dim
@@ -57,7 +56,7 @@ class Discriminator(keras.Model):
         self.spectral_norm = spectral_norm
         self.conditioning = conditioning
 
-        widths = block_filters(filters, upsampling_blocks(image_size))[::-1]
+        widths = dcgan.block_filters(filters, dcgan.upsampling_blocks(image_size))[::-1]
         self.embedding_norm = EmbeddingStandardization(dtype="float32", name="embedding_norm")
         self.down_blocks = []
         for i, width in enumerate(widths):
@@ -67,26 +66,28 @@ class Discriminator(keras.Model):
             normed = i > 0 and not spectral_norm
             self.down_blocks.append(
                 self._normalized(
-                    _conv(width, 4, strides=2, padding="same", use_bias=not normed, name=f"down{i}")
+                    dcgan.conv(
+                        width, 4, strides=2, padding="same", use_bias=not normed, name=f"down{i}"
+                    )
                 )
             )
             if normed:
-                self.down_blocks.append(_batch_norm(name=f"down{i}_norm"))
+                self.down_blocks.append(dcgan.batch_norm(name=f"down{i}_norm"))
             self.down_blocks.append(layers.LeakyReLU(0.2))
         last = widths[-1]
         if conditioning == "concat":
             self.text_projection = self._normalized(
-                _dense(text_projection_dim, name="text_projection")
+                dcgan.dense(text_projection_dim, name="text_projection")
             )
             self.joint_conv = self._normalized(
-                _conv(last, 1, use_bias=spectral_norm, name="joint")
+                dcgan.conv(last, 1, use_bias=spectral_norm, name="joint")
             )
-            self.joint_norm = None if spectral_norm else _batch_norm(name="joint_norm")
-            self.to_logit = self._normalized(_conv(1, 4, padding="valid", name="logit"))
+            self.joint_norm = None if spectral_norm else dcgan.batch_norm(name="joint_norm")
+            self.to_logit = self._normalized(dcgan.conv(1, 4, padding="valid", name="logit"))
         else:
-            self.features = self._normalized(_conv(last, 4, padding="valid", name="phi"))
-            self.psi = self._normalized(_dense(1, name="psi"))
-            self.text_embedding = self._normalized(_dense(last, use_bias=False, name="embed"))
+            self.features = self._normalized(dcgan.conv(last, 4, padding="valid", name="phi"))
+            self.psi = self._normalized(dcgan.dense(1, name="psi"))
+            self.text_embedding = self._normalized(dcgan.dense(last, use_bias=False, name="embed"))
 
     def _normalized(self, layer):
         return layers.SpectralNormalization(layer) if self.spectral_norm else layer

@@ -13,13 +13,12 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from t2i_keras.training import distribute
-
 from t2i_keras.models import losses
 from t2i_keras.models.discriminator import Discriminator
 from t2i_keras.models.generator import Generator
+from t2i_keras.models.kinds import LOSS_KINDS
+from t2i_keras.utils.sampling import seeded_noise
 
-LOSS_KINDS = tuple(losses.DISCRIMINATOR_LOSSES)
 BATCH_KEYS = {"image", "embedding", "wrong_image", "wrong_mask", "mix_embedding", "noise"}
 
 
@@ -77,7 +76,9 @@ class TextToImageGAN(keras.Model):
         self.ma_gp_weight = ma_gp_weight
         self.kl_weight = kl_weight
         self.ema_decay = ema_decay
-        self.ema_generator = Generator.from_config({**generator.get_config(), "name": "ema_generator"})
+        self.ema_generator = Generator.from_config(
+            {**generator.get_config(), "name": "ema_generator"}
+        )
         self.ema_generator.trainable = False
         self.trackers = {
             name: keras.metrics.Mean(name=name)
@@ -113,7 +114,6 @@ class TextToImageGAN(keras.Model):
         return list(self.trackers.values())
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
-        distribute.install_keras_workarounds()  # multi-worker `fit` (see t2i_keras.training.distribute)
         super().compile(**kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
@@ -122,6 +122,24 @@ class TextToImageGAN(keras.Model):
         d_optimizer.build(self.discriminator.trainable_variables)
         g_optimizer.build(self.generator.trainable_variables)
 
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        return {
+            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
+            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+            "jit_compile": self.jit_compile,
+        }
+
+    def compile_from_config(self, config):
+        # Keras calls this when loading a `.keras` file (compile=True): both optimizers are built
+        # again, so their saved slots are restored with the weights.
+        self.compile(
+            d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
+            g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
+            jit_compile=config["jit_compile"],
+        )
+
     def call(self, inputs, training=False):
         return self.ema_generator(inputs, training=False)
 
@@ -129,8 +147,7 @@ class TextToImageGAN(keras.Model):
         """Images in [-1, 1] from the EMA generator; noise ~ N(0, I) from `seed` when not given."""
         embeddings = ops.convert_to_tensor(embeddings, "float32")
         if noise is None:
-            rng = np.random.default_rng(seed)
-            noise = rng.standard_normal((embeddings.shape[0], self.generator.z_dim)).astype(np.float32)
+            noise = seeded_noise(seed, embeddings.shape[0], self.generator.z_dim)
         return self.ema_generator([embeddings, noise], training=False)
 
     def _score(self, logits):
@@ -148,7 +165,8 @@ class TextToImageGAN(keras.Model):
         if missing:
             raise ValueError(
                 f"training batches lack {sorted(missing)}: build them with "
-                "t2i_keras.data.pipeline.training_dataset (or add t2i_keras.data.pairs.add_gan_pairs)"
+                "t2i_keras.data.pipeline.training_dataset "
+                "(or add t2i_keras.data.pairs.add_gan_pairs)"
             )
         images = data["image"]
         embeddings = ops.cast(data["embedding"], "float32")
@@ -183,7 +201,9 @@ class TextToImageGAN(keras.Model):
             g_per_example = g_loss_fn(self.discriminator([fake_images, embeddings], training=True))
             if self.gan_int_weight:
                 beta = self.gan_int_beta
-                mixed = beta * embeddings + (1.0 - beta) * ops.cast(data["mix_embedding"], "float32")
+                mixed = beta * embeddings + (1.0 - beta) * ops.cast(
+                    data["mix_embedding"], "float32"
+                )
                 mixed_images, mixed_kl = self.generator.generate(mixed, noise[:, 2], training=True)
                 mixed_logits = self.discriminator([mixed_images, mixed], training=True)
                 g_per_example = g_per_example + self.gan_int_weight * g_loss_fn(mixed_logits)

@@ -2,64 +2,23 @@
 
 from __future__ import annotations
 
-import functools
-import math
-
 import keras
 from keras import layers, ops
 
+from t2i_keras.models import layers as dcgan
 from t2i_keras.models.conditioning import EmbeddingStandardization
 from t2i_keras.models.losses import conditioning_augmentation_kl
-
-SUPPORTED_SIZES = (16, 32, 64, 128, 256)
-
-# DCGAN's initialisation and batch-norm momentum (Radford et al. 2016, §4; PyTorch's 0.1 update
-# rate), which Reed et al. 2016 also use; Keras' defaults (Glorot, 0.99) train markedly slower.
-# A fresh initializer per layer, made when the layer is: an unseeded Keras initializer draws its
-# seed when constructed, so one made at import time would ignore `keras.utils.set_random_seed`
-# (runs would not repeat) and would give every layer of the same shape the same weights.
-def _with_dcgan_init(layer_class):
-    def make(*args, **kwargs):
-        return layer_class(
-            *args, kernel_initializer=keras.initializers.RandomNormal(stddev=0.02), **kwargs
-        )
-
-    return make
-
-
-_dense = _with_dcgan_init(layers.Dense)
-_conv = _with_dcgan_init(layers.Conv2D)
-_conv_transpose = _with_dcgan_init(layers.Conv2DTranspose)
-# Synchronized across replicas: under tf.distribute each replica normalizes with the statistics of
-# the global batch, so N replicas at batch B train exactly like one device at batch N·B.
-_batch_norm = functools.partial(layers.BatchNormalization, momentum=0.9, synchronized=True)
-
-
-def upsampling_blocks(image_size: int) -> int:
-    """Number of stride-2 up-sampling steps from the 4x4 seed to `image_size`."""
-    if image_size not in SUPPORTED_SIZES:
-        raise ValueError(f"image_size must be one of {SUPPORTED_SIZES}, got {image_size}")
-    return int(math.log2(image_size // 4))
-
-
-def block_filters(filters: int, blocks: int) -> list[int]:
-    """DCGAN widths: doubling towards the 4x4 end, capped at 8x `filters` (as StackGAN does at
-    high resolution, where the uncapped widths would reach 16x-32x)."""
-    return [min(filters * 8, filters * 2 ** (blocks - 1 - i)) for i in range(blocks)]
-
-
 
 
 @keras.saving.register_keras_serializable(package="t2i_keras")
 class Generator(keras.Model):
     """Caption embedding + noise -> image in [-1, 1].
 
-    The embedding is standardized with the training captions' statistics
-    (`t2i_keras.models.conditioning`), projected to `text_projection_dim` with a LeakyReLU (Reed §4.1),
-    concatenated
-    with the noise, projected to a 4x4 seed and up-sampled by transposed convolutions with batch
-    normalization and ReLU (DCGAN, Radford et al. 2016) to `image_size`, ending in tanh. The output
-    is float32 under any mixed-precision policy.
+    The embedding is standardized with the training captions' statistics (`conditioning`),
+    projected to `text_projection_dim` with a LeakyReLU (Reed §4.1), concatenated with the noise,
+    projected to a 4x4 seed and up-sampled by transposed convolutions with batch normalization and
+    ReLU (DCGAN, Radford et al. 2016) to `image_size`, ending in tanh. The output is float32 under
+    any mixed-precision policy.
 
     Args:
         image_size: int, default 64. Output side: 16, 32, 64, 128 or 256.
@@ -98,25 +57,25 @@ class Generator(keras.Model):
         self.conditioning_augmentation = conditioning_augmentation
         self.seed = seed
 
-        widths = block_filters(filters, upsampling_blocks(image_size))
+        widths = dcgan.block_filters(filters, dcgan.upsampling_blocks(image_size))
         projected = text_projection_dim * (2 if conditioning_augmentation else 1)
         self.embedding_norm = EmbeddingStandardization(dtype="float32", name="embedding_norm")
-        self.text_projection = _dense(projected, name="text_projection")
+        self.text_projection = dcgan.dense(projected, name="text_projection")
         self.text_activation = layers.LeakyReLU(0.2)
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.seed_projection = _dense(4 * 4 * widths[0], use_bias=False, name="seed")
-        self.seed_norm = _batch_norm(name="seed_norm")
+        self.seed_projection = dcgan.dense(4 * 4 * widths[0], use_bias=False, name="seed")
+        self.seed_norm = dcgan.batch_norm(name="seed_norm")
         self.seed_reshape = layers.Reshape((4, 4, widths[0]))
         self.up_blocks = []
         for i, width in enumerate(widths[1:]):
             self.up_blocks += [
-                _conv_transpose(
+                dcgan.conv_transpose(
                     width, 4, strides=2, padding="same", use_bias=False, name=f"up{i}"
                 ),
-                _batch_norm(name=f"up{i}_norm"),
+                dcgan.batch_norm(name=f"up{i}_norm"),
                 layers.ReLU(),
             ]
-        self.to_rgb = _conv_transpose(3, 4, strides=2, padding="same", name="to_rgb")
+        self.to_rgb = dcgan.conv_transpose(3, 4, strides=2, padding="same", name="to_rgb")
         self.output_activation = layers.Activation("tanh", dtype="float32")
 
     def condition(self, embeddings, training=False):
@@ -128,9 +87,7 @@ class Generator(keras.Model):
         kl = conditioning_augmentation_kl(mean, log_sigma)
         if not training:
             return mean, kl
-        noise = keras.random.normal(
-            ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator
-        )
+        noise = keras.random.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)
         return mean + ops.exp(log_sigma) * noise, kl
 
     def generate(self, embeddings, noise, training=False):

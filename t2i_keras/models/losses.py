@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from t2i_keras.models.kinds import LOSS_KINDS
+
 
 def _bce_real(logits: tf.Tensor) -> tf.Tensor:
     """-log sigmoid(x), the cross-entropy of a logit against the label 'real'."""
@@ -82,8 +84,9 @@ def hinge_generator_loss(fake_logits: tf.Tensor) -> tf.Tensor:
     return -tf.cast(fake_logits, tf.float32)
 
 
-DISCRIMINATOR_LOSSES = {"bce": bce_discriminator_loss, "hinge": hinge_discriminator_loss}
-GENERATOR_LOSSES = {"bce": bce_generator_loss, "hinge": hinge_generator_loss}
+# One pair of functions per kind in `kinds.LOSS_KINDS`, named <kind>_{discriminator,generator}_loss.
+DISCRIMINATOR_LOSSES = {kind: globals()[f"{kind}_discriminator_loss"] for kind in LOSS_KINDS}
+GENERATOR_LOSSES = {kind: globals()[f"{kind}_generator_loss"] for kind in LOSS_KINDS}
 
 
 def matching_aware_gradient_penalty(
@@ -100,7 +103,9 @@ def matching_aware_gradient_penalty(
     embeddings = tf.cast(embeddings, tf.float32)
     with tf.GradientTape() as tape:
         tape.watch([images, embeddings])
-        total = tf.reduce_sum(tf.cast(discriminator([images, embeddings], training=True), tf.float32))
+        total = tf.reduce_sum(
+            tf.cast(discriminator([images, embeddings], training=True), tf.float32)
+        )
     image_grad, text_grad = tape.gradient(total, [images, embeddings])
     squared = tf.reduce_sum(tf.square(image_grad), axis=[1, 2, 3]) + tf.reduce_sum(
         tf.square(text_grad), axis=1

@@ -22,13 +22,9 @@ from collections.abc import Mapping
 
 import numpy as np
 
-#: The one output each of our export's signatures returns (t2i_keras.serving.export).
-SIGNATURE_OUTPUTS = {
-    "serving_default": "images",
-    "generate_with_noise": "images",
-    "generate_from_embeddings": "images",
-    "embed": "embeddings",
-}
+from t2i_keras.serving.signatures import SIGNATURE_OUTPUTS
+from t2i_keras.utils.sampling import sample_grid
+
 REST_FORMATS = ("row", "columnar")
 
 
@@ -38,7 +34,9 @@ class ServingError(RuntimeError):
 
 def _as_jsonable(value: np.ndarray):
     if value.dtype.kind in "SO":
-        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in value.tolist()]
+        return [
+            v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in value.tolist()
+        ]
     return value.tolist()
 
 
@@ -84,7 +82,9 @@ def decode_rest_response(body: Mapping, output_name: str) -> dict[str, np.ndarra
         if isinstance(outputs, Mapping):
             return {name: np.asarray(value) for name, value in outputs.items()}
         return {output_name: np.asarray(outputs)}
-    raise ServingError(f"not a TF Serving predict response (no predictions/outputs): {str(body)[:200]}")
+    raise ServingError(
+        f"not a TF Serving predict response (no predictions/outputs): {str(body)[:200]}"
+    )
 
 
 def rest_predict_url(base_url: str, model_name: str, version: int | None = None) -> str:
@@ -138,7 +138,9 @@ class RestClient:
         except urllib.error.URLError as error:
             if isinstance(error.reason, (TimeoutError, socket.timeout)):
                 raise ServingError(f"{self.url} did not answer within {self.timeout:g} s") from None
-            raise ServingError(f"cannot reach {self.url} ({error.reason}): is the server running?") from None
+            raise ServingError(
+                f"cannot reach {self.url} ({error.reason}): is the server running?"
+            ) from None
         except json.JSONDecodeError:
             raise ServingError(f"{self.url} answered with something other than JSON") from None
         return decode_rest_response(answer, SIGNATURE_OUTPUTS.get(signature_name, "output"))
@@ -178,7 +180,12 @@ class GrpcClient:
         import grpc
         from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-        self.target, self.model_name, self.version, self.timeout = target, model_name, version, timeout
+        self.target, self.model_name, self.version, self.timeout = (
+            target,
+            model_name,
+            version,
+            timeout,
+        )
         self._channel = grpc.insecure_channel(
             target,
             options=[
@@ -209,7 +216,9 @@ class GrpcClient:
         except grpc.RpcError as error:
             code = error.code()
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise ServingError(f"{self.target} did not answer within {self.timeout:g} s") from None
+                raise ServingError(
+                    f"{self.target} did not answer within {self.timeout:g} s"
+                ) from None
             if code == grpc.StatusCode.UNAVAILABLE:
                 raise ServingError(f"cannot reach {self.target}: is the server running?") from None
             raise ServingError(f"{code.name} from {self.target}: {error.details()}") from None
@@ -224,7 +233,12 @@ def images_from_outputs(outputs: Mapping[str, np.ndarray]) -> np.ndarray:
     if "images" not in outputs:
         raise ServingError(f"the answer holds no 'images' output, only {sorted(outputs)}")
     images = np.asarray(outputs["images"])
-    if images.ndim != 4 or images.shape[-1] != 3 or images.size and (images.min() < 0 or images.max() > 255):
+    if (
+        images.ndim != 4
+        or images.shape[-1] != 3
+        or images.size
+        and (images.min() < 0 or images.max() > 255)
+    ):
         raise ServingError(f"'images' is not a batch of uint8 RGB images: shape {images.shape}")
     return images.astype(np.uint8)
 
@@ -241,11 +255,14 @@ def request_images(
     Without a seed the server draws fresh noise (`serving_default`); with one, the noise is drawn
     here and sent (`generate_with_noise`), so the same seed gives the same images.
     """
-    repeated = np.repeat(np.asarray(captions, dtype=object), num_per_caption)
+    captions = np.asarray(captions, dtype=object)
     if seed is None:
-        outputs = client.predict({"captions": repeated}, "serving_default")
-    else:
-        noise = np.random.default_rng(seed).standard_normal((len(repeated), z_dim)).astype(np.float32)
-        outputs = client.predict({"captions": repeated, "noise": noise}, "generate_with_noise")
-    images = images_from_outputs(outputs)
-    return images.reshape(len(captions), num_per_caption, *images.shape[1:])
+        repeated = np.repeat(captions, num_per_caption)
+        images = images_from_outputs(client.predict({"captions": repeated}, "serving_default"))
+        return images.reshape(len(captions), num_per_caption, *images.shape[1:])
+
+    def generate(repeated, noise):
+        inputs = {"captions": repeated, "noise": noise}
+        return images_from_outputs(client.predict(inputs, "generate_with_noise"))
+
+    return sample_grid(generate, captions, num_per_caption, seed, z_dim)

@@ -29,11 +29,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from t2i_keras.utils.files import atomic_directory, atomic_write_bytes
 from t2i_keras.models.gan import TextToImageGAN
+from t2i_keras.serving.signatures import SIGNATURES
 from t2i_keras.text.encoder import TextEncoder
+from t2i_keras.utils.files import atomic_directory, atomic_write_bytes
+from t2i_keras.utils.sampling import sample_grid
 
-SIGNATURES = ("serving_default", "generate_with_noise", "generate_from_embeddings", "embed")
 WARMUP_FILE = pathlib.Path("assets.extra") / "tf_serving_warmup_requests"
 DEFAULT_MAX_BATCH = 256
 
@@ -151,12 +152,14 @@ def _build_archive(generator, encoder: TextEncoder, max_batch: int) -> keras.exp
             noise = tf.random.normal([batch, z_dim])  # fresh noise on every call
             return {"images": images_from(encoder(captions), noise)}
 
-    archive.add_endpoint("serving_default", serving_default, [captions_spec])
-    archive.add_endpoint("generate_with_noise", generate_with_noise, [captions_spec, noise_spec])
-    archive.add_endpoint(
-        "generate_from_embeddings", generate_from_embeddings, [embeddings_spec, noise_spec]
-    )
-    archive.add_endpoint("embed", embed, [captions_spec])
+    endpoints = {
+        "serving_default": (serving_default, [captions_spec]),
+        "generate_with_noise": (generate_with_noise, [captions_spec, noise_spec]),
+        "generate_from_embeddings": (generate_from_embeddings, [embeddings_spec, noise_spec]),
+        "embed": (embed, [captions_spec]),
+    }
+    for name in SIGNATURES:
+        archive.add_endpoint(name, *endpoints[name])
     return archive
 
 
@@ -169,7 +172,9 @@ def list_versions(export_root: str | os.PathLike) -> list[int]:
     root = pathlib.Path(export_root)
     if not root.is_dir():
         return []
-    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name))
+    return sorted(
+        int(p.name) for p in root.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)
+    )
 
 
 def resolve_version_dir(path: str | os.PathLike) -> pathlib.Path:
@@ -203,12 +208,14 @@ def generate_from_saved_model(
     model, captions: list[str], num_per_caption: int = 8, seed: int = 0
 ) -> np.ndarray:
     """uint8 [len(captions), num_per_caption, H, W, 3]; the same seed gives the same images."""
-    repeated = np.repeat(np.asarray(captions, dtype=object), num_per_caption)
-    noise = np.random.default_rng(seed).standard_normal((len(repeated), noise_dim(model)))
-    images = model.signatures["generate_with_noise"](
-        captions=tf.constant(repeated, tf.string), noise=tf.constant(noise, tf.float32)
-    )["images"].numpy()
-    return images.reshape(len(captions), num_per_caption, *images.shape[1:])
+    signature = model.signatures["generate_with_noise"]
+
+    def generate(repeated, noise):
+        images = signature(captions=tf.constant(repeated, tf.string), noise=tf.constant(noise))
+        return images["images"].numpy()
+
+    captions = np.asarray(captions, dtype=object)
+    return sample_grid(generate, captions, num_per_caption, seed, noise_dim(model))
 
 
 def warmup_requests(z_dim: int, model_name: str) -> list:
@@ -287,19 +294,3 @@ def unregistered_ops(version_dir: str | os.PathLike) -> set[str]:
         f.signature.name for m in saved_model.meta_graphs for f in m.graph_def.library.function
     }
     return {op for op in used - defined_functions if op_def_registry.get(op) is None}
-
-
-def export_run(
-    run_dir: str | os.PathLike,
-    export_root: str | os.PathLike,
-    version: int | None = None,
-    max_batch: int = DEFAULT_MAX_BATCH,
-    model_name: str | None = None,
-) -> pathlib.Path:
-    """Exports a training run (its final model, else its last checkpoint) with its text encoder."""
-    from t2i_keras.training.trainer import load_run
-
-    gan, config = load_run(run_dir)
-    return export_saved_model(
-        gan, TextEncoder(config.text_encoder), export_root, version, max_batch, model_name
-    )

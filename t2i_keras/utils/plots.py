@@ -12,13 +12,7 @@ matplotlib.use("Agg")  # headless: training machines and CI have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Generator output in [-1, 1] (or already uint8) -> uint8 [0, 255]."""
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return images
-    return np.clip(np.round((images.astype(np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+from t2i_keras.utils.sampling import to_uint8  # noqa: E402
 
 
 def save_caption_grid(

@@ -9,7 +9,8 @@ import tensorflow_datasets as tfds
 
 from t2i_keras.data import coco, images, real_tfds
 from t2i_keras.data.pipeline import training_dataset
-from t2i_keras.data.prepared import load_prepared, prepare_dataset
+from t2i_keras.data.prepared import prepare_dataset
+from t2i_keras.data.shards import load_prepared
 from tests.data_fixtures import FakeEncoder, make_coco, write
 
 

@@ -61,7 +61,9 @@ def test_every_caption_agrees_with_its_image(train_examples):
             named = flowers.caption_attributes(caption)
             assert "petal_colour" in named, caption  # every caption names the petal colour
             for key, value in named.items():
-                assert value == truth[key], f"{caption!r} says {key}={value}, image has {truth[key]}"
+                assert value == truth[key], (
+                    f"{caption!r} says {key}={value}, image has {truth[key]}"
+                )
 
 
 def test_caption_variety(train_examples):

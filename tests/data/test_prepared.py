@@ -6,7 +6,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from t2i_keras.data import images, prepared
+from t2i_keras.data import images, prepared, shards, streaming
 from t2i_keras.data.pipeline import training_dataset
 from tests.data_fixtures import (
     FakeEncoder,
@@ -41,7 +41,7 @@ def oxford(tmp_path):
 
 def test_round_trip_matches_the_source(oxford):
     result, expected, encoder = oxford
-    data = prepared.load_prepared(result)
+    data = shards.load_prepared(result)
     source = prepared.read_source("oxford102", result.meta["data_dir"])
     good = [e for e in source.examples if e.id in expected["train_ids"]]
     assert data["ids"].tolist() == expected["train_ids"] == [e.id for e in good]
@@ -92,7 +92,7 @@ def test_every_difficult_image_is_converted_or_reported(tmp_path):
     for issue in report["errors"] + report["warnings"]:
         # Each file is named after what is wrong with it.
         assert pathlib.Path(issue["path"]).stem.startswith(issue["kind"].removesuffix("_image"))
-    data = prepared.load_prepared(result)
+    data = shards.load_prepared(result)
     assert sorted(data["ids"]) == [
         "alpha_image",
         "cmyk_image",
@@ -116,7 +116,7 @@ def test_second_prepare_reuses_and_a_changed_file_rebuilds(oxford, tmp_path):
     write(tmp_path / "data/text_c10/class_00001/image_00002.txt", "a brand new caption\n")
     changed = prepare("oxford102", tmp_path / "data", encoder, tmp_path / "cache")
     assert not changed.reused and changed.path != first.path
-    data = prepared.load_prepared(changed.path)
+    data = shards.load_prepared(changed.path)
     assert data["captions"][data["ids"].tolist().index("image_00002")][0] == "a brand new caption"
 
     other_encoder = prepare(
@@ -133,13 +133,13 @@ def test_streaming_batches_sample_only_real_captions(tmp_path):
     expected = make_coco(tmp_path / "data")  # 3, 2 and 1 captions: padded to 3
     encoder = FakeEncoder()
     result = prepare("coco", tmp_path / "data", encoder, tmp_path / "cache")
-    data = prepared.load_prepared(result)
+    data = shards.load_prepared(result)
     assert data["caption_counts"].tolist() == expected["counts"]
     valid = {  # COCO: one group per image, so the class id tells the image
         int(c): {tuple(v) for v in data["embeddings"][i, : data["caption_counts"][i]]}
         for i, c in enumerate(data["class_ids"])
     }
-    streamed = prepared.prepared_training_dataset(result, batch_size=3, seed=1)
+    streamed = streaming.prepared_training_dataset(result, batch_size=3, seed=1)
     in_memory = training_dataset(
         data["images"],
         data["embeddings"],
@@ -163,10 +163,10 @@ def test_streaming_batches_sample_only_real_captions(tmp_path):
 def test_raw_stream_decodes_the_same_pixels_as_the_cache(tmp_path):
     make_coco(tmp_path / "data", bad=True)
     source = prepared.read_source("coco", tmp_path / "data")
-    data = prepared.load_prepared(
+    data = shards.load_prepared(
         prepare("coco", tmp_path / "data", FakeEncoder(), tmp_path / "cache")
     )
-    ds = prepared.raw_image_dataset(source, 16, batch_size=2, seed=0)
+    ds = streaming.raw_image_dataset(source, 16, batch_size=2, seed=0)
     assert ds.element_spec["image"].shape.as_list() == [2, 16, 16, 3]
     for batch in ds.take(4):  # the garbage image is skipped
         for image, index in zip(batch["image"].numpy(), batch["index"].numpy()):
@@ -182,7 +182,7 @@ def test_cub_bbox_policy_crops_each_bird_to_its_box(tmp_path):
     result = prepare(
         "cub", tmp_path / "data", FakeEncoder(), tmp_path / "cache", resize_policy="bbox"
     )
-    data = prepared.load_prepared(result)
+    data = shards.load_prepared(result)
     source = prepared.read_source("cub", tmp_path / "data", resize_policy="bbox")
     for example, image in zip(source.examples, data["images"]):
         policy = "center_crop" if example.id == expected["no_box"] else "bbox"
@@ -211,7 +211,7 @@ def test_invalid_requests(tmp_path):
     with pytest.raises(ValueError, match="only 'cub' has"):
         prepared.read_source("coco", tmp_path, resize_policy="bbox")
     with pytest.raises(FileNotFoundError, match="no meta.json"):
-        prepared.open_prepared(tmp_path)
+        shards.open_prepared(tmp_path)
     with pytest.raises(ValueError, match="caption_counts must be between 1 and 2"):
         training_dataset(
             np.zeros((2, 4, 4, 3), np.uint8),

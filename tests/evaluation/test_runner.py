@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2i_keras.training.callbacks import TrainingCurves
 from t2i_keras.data import flowers
 from t2i_keras.evaluation.runner import load_model_under_test
 from t2i_keras.metrics import attributes
 from t2i_keras.metrics.callback import GenerationMetrics
-
+from t2i_keras.training.callbacks import TrainingCurves
 from tests.gan_helpers import EMBEDDING_DIM, compile_tiny, tiny_batches, tiny_gan
 from tests.metrics.test_attributes import TINY_CLASSIFIER
 
@@ -110,7 +109,9 @@ def test_the_callback_logs_metrics_on_measuring_epochs(tmp_path):
         np.random.default_rng(0).normal(size=(8, EMBEDDING_DIM)).astype(np.float32),
         held_out["image"],
         every_epochs=2,
-        attribute_classifier=attributes.load_attribute_classifier(**TINY_CLASSIFIER),
+        attribute_classifier=attributes.load_attribute_classifier(
+            attributes.ClassifierSettings(**TINY_CLASSIFIER)
+        ),
         log_dir=tmp_path / "logs",
         kid_subsets=2,
         features=mean_colour_features,

@@ -15,7 +15,7 @@ TINY_CLASSIFIER = {"image_size": 16, "num_train": 2000, "epochs": 3, "filters": 
 
 @pytest.fixture(scope="module")
 def classifier(isolated_cache):
-    return attributes.load_attribute_classifier(**TINY_CLASSIFIER)
+    return attributes.load_attribute_classifier(attributes.ClassifierSettings(**TINY_CLASSIFIER))
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,9 @@ def test_a_perfect_generator_is_at_the_ceiling_and_noise_near_chance(classifier,
 def test_the_classifier_is_cached_and_reloads_with_its_config(classifier, held_out, isolated_cache):
     files = list((isolated_cache / "attribute_classifiers").glob("flowers-s0-16px-*.keras"))
     assert len(files) == 1 and f"v{attributes.FORMAT_VERSION}" in files[0].name
-    reloaded = attributes.load_attribute_classifier(**TINY_CLASSIFIER)
+    reloaded = attributes.load_attribute_classifier(
+        attributes.ClassifierSettings(**TINY_CLASSIFIER)
+    )
     assert reloaded is not classifier and reloaded.get_config() == classifier.get_config()
     probabilities = classifier(held_out["image"][:8])
     np.testing.assert_allclose(

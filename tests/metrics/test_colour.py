@@ -12,7 +12,10 @@ def test_perfect_generator_scores_at_the_ceiling_and_a_constant_one_at_chance():
     def perfect(captions, seed):
         # Draws a flower of the named colour (the real renderer, as an ideal generator).
         wanted = np.array(
-            [flowers.PETAL_COLOURS.index(flowers.caption_attributes(c)["petal_colour"]) for c in captions]
+            [
+                flowers.PETAL_COLOURS.index(flowers.caption_attributes(c)["petal_colour"])
+                for c in captions
+            ]
         )
         attributes = flowers.sample_attributes(len(captions), np.random.default_rng(seed))
         attributes["petal_colour"] = wanted.astype(np.int32)

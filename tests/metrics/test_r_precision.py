@@ -9,8 +9,9 @@ import pytest
 import tensorflow as tf
 
 from t2i_keras.data import flowers
+from t2i_keras.data.splits import sample_caption_pairs
 from t2i_keras.metrics import r_precision
-from t2i_keras.text.encoder import embed_captions
+from t2i_keras.text.embeddings import embed_captions
 
 TINY_MATCHER = {"epochs": 8, "batch_size": 64, "projection_dim": 64, "filters": 16}
 
@@ -35,7 +36,7 @@ def matcher(splits):
     images, _, embeddings = splits["train"]
     counts = np.full(len(images), 10)
     return r_precision.load_caption_matcher(
-        "tiny-flowers-16px", images, embeddings, counts, **TINY_MATCHER
+        "tiny-flowers-16px", images, embeddings, counts, r_precision.MatcherSettings(**TINY_MATCHER)
     )
 
 
@@ -78,10 +79,10 @@ def test_a_pool_too_small_for_the_candidates_is_refused():
 
 def test_caption_pairs_visit_every_image_before_repeating():
     counts = np.array([1, 3, 5, 2])
-    images, captions = r_precision.sample_caption_pairs(counts, 10, seed=4)
+    images, captions = sample_caption_pairs(counts, 10, seed=4)
     assert sorted(images[:4]) == [0, 1, 2, 3] and sorted(images[4:8]) == [0, 1, 2, 3]
     assert np.all(captions < counts[images]) and np.all(captions >= 0)
-    again = r_precision.sample_caption_pairs(counts, 10, seed=4)
+    again = sample_caption_pairs(counts, 10, seed=4)
     np.testing.assert_array_equal(again[0], images)
     np.testing.assert_array_equal(again[1], captions)
 
@@ -99,7 +100,7 @@ def test_contrastive_loss_matches_hand_computed_values():
 
 def test_perfect_images_rank_far_above_noise_which_is_at_chance(matcher, splits):
     images, captions, embeddings = splits["test"]
-    image_index, caption_index = r_precision.sample_caption_pairs(np.full(64, 10), 128, seed=0)
+    image_index, caption_index = sample_caption_pairs(np.full(64, 10), 128, seed=0)
     pool = {
         "true_captions": image_index * 10 + caption_index,
         "caption_codes": matcher.encode_captions(embeddings.reshape(-1, embeddings.shape[-1])),
@@ -121,7 +122,11 @@ def test_the_matcher_is_cached_and_reloads_with_its_config(matcher, splits, isol
     files = list((isolated_cache / "caption_matchers").glob("tiny-flowers-16px-*.keras"))
     assert len(files) == 1
     reloaded = r_precision.load_caption_matcher(
-        "tiny-flowers-16px", images, embeddings, np.full(len(images), 10), **TINY_MATCHER
+        "tiny-flowers-16px",
+        images,
+        embeddings,
+        np.full(len(images), 10),
+        r_precision.MatcherSettings(**TINY_MATCHER),
     )
     assert reloaded.get_config() == matcher.get_config()
     np.testing.assert_allclose(

@@ -17,8 +17,12 @@ def test_one_logit_per_example_at_each_resolution(size):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"spectral_norm": True}, {"conditioning": "projection"},
-     {"conditioning": "projection", "spectral_norm": True}],
+    [
+        {},
+        {"spectral_norm": True},
+        {"conditioning": "projection"},
+        {"conditioning": "projection", "spectral_norm": True},
+    ],
 )
 def test_text_changes_the_logit_for_every_option(options):
     embeddings, _, images = inputs(2)
@@ -30,8 +34,12 @@ def test_text_changes_the_logit_for_every_option(options):
 
 def test_spectral_norm_replaces_batch_norm():
     with_sn = tiny_discriminator(spectral_norm=True)
-    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in with_sn.down_blocks)
-    assert any(isinstance(layer, keras.layers.SpectralNormalization) for layer in with_sn.down_blocks)
+    assert not any(
+        isinstance(layer, keras.layers.BatchNormalization) for layer in with_sn.down_blocks
+    )
+    assert any(
+        isinstance(layer, keras.layers.SpectralNormalization) for layer in with_sn.down_blocks
+    )
 
 
 def test_reed_concatenation_happens_at_4x4():
@@ -54,7 +62,10 @@ def test_config_and_keras_file_round_trip(tmp_path, options):
     discriminator = tiny_discriminator(**options)
     embeddings, _, images = inputs(3)
     expected = np.asarray(discriminator([images, embeddings]))
-    assert Discriminator.from_config(discriminator.get_config()).get_config() == discriminator.get_config()
+    assert (
+        Discriminator.from_config(discriminator.get_config()).get_config()
+        == discriminator.get_config()
+    )
     discriminator.save(tmp_path / "d.keras")
     restored = keras.saving.load_model(tmp_path / "d.keras")
     np.testing.assert_allclose(np.asarray(restored([images, embeddings])), expected, atol=1e-6)

@@ -1,4 +1,6 @@
-"""TextToImageGAN: the train step's pieces (wrong images, GAN-INT, EMA), fit, options, round trips."""
+"""TextToImageGAN: the train step's pieces (wrong images, GAN-INT, EMA), fit, options, saving."""
+
+import warnings
 
 import keras
 import numpy as np
@@ -19,7 +21,9 @@ def changed(before, after):
 def test_one_fit_step_trains_both_networks_and_moves_the_ema():
     gan = compile_tiny(tiny_gan())
     generator, discriminator, ema = (
-        weights_of(gan.generator), weights_of(gan.discriminator), weights_of(gan.ema_generator)
+        weights_of(gan.generator),
+        weights_of(gan.discriminator),
+        weights_of(gan.ema_generator),
     )
     history = gan.fit(tiny_batches(), steps_per_epoch=1, epochs=1, verbose=0).history
     assert changed(generator, weights_of(gan.generator))
@@ -74,7 +78,8 @@ def test_mixed_precision_step_gives_finite_losses(policy):
         gan = tiny_gan()
         wrap = keras.optimizers.LossScaleOptimizer if policy == "mixed_float16" else (lambda o: o)
         gan.compile(
-            d_optimizer=wrap(keras.optimizers.Adam(1e-3)), g_optimizer=wrap(keras.optimizers.Adam(1e-3))
+            d_optimizer=wrap(keras.optimizers.Adam(1e-3)),
+            g_optimizer=wrap(keras.optimizers.Adam(1e-3)),
         )
         before = weights_of(gan.generator)
         history = gan.fit(tiny_batches(), steps_per_epoch=2, epochs=1, verbose=0).history
@@ -148,3 +153,27 @@ def test_embedding_statistics_reach_every_network_and_survive_saving(tmp_path):
         np.asarray(gan.ema_generator.embedding_norm(captions)),
         atol=1e-6,
     )
+
+
+def test_a_saved_gan_loads_with_its_optimizers_compiled_and_trains_on(tmp_path):
+    gan = compile_tiny(tiny_gan())
+    gan.fit(tiny_batches(), steps_per_epoch=2, epochs=1, verbose=0)
+    path = tmp_path / "gan.keras"
+    gan.save(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = keras.saving.load_model(path)
+    assert not [w for w in caught if "compile()" in str(w.message)], [
+        str(w.message) for w in caught
+    ]
+    assert loaded.compiled
+    for name in ("d_optimizer", "g_optimizer"):
+        optimizer, original = getattr(loaded, name), getattr(gan, name)
+        assert optimizer.get_config() == original.get_config()
+        assert int(optimizer.iterations) == int(original.iterations) == 2
+        for slot, saved in zip(optimizer.variables, original.variables):
+            np.testing.assert_array_equal(np.array(slot), np.array(saved))
+    before = weights_of(loaded.generator)
+    history = loaded.fit(tiny_batches(), steps_per_epoch=1, epochs=1, verbose=0).history
+    assert np.isfinite(history["g_loss"][0]) and changed(before, weights_of(loaded.generator))
+    assert int(loaded.g_optimizer.iterations) == 3

@@ -1,4 +1,4 @@
-"""Generator: shapes at each resolution, range, float32 output, CA, config and .keras round trips."""
+"""Generator: shapes at each resolution, range, float32 output, CA, config and .keras trips."""
 
 import keras
 import numpy as np
@@ -23,7 +23,11 @@ def test_reed_architecture_defaults():
     images = generator([np.zeros((1, 512), np.float32), np.zeros((1, 100), np.float32)])
     assert images.shape == (1, 64, 64, 3)
     # 4x4x512 seed, then 256, 128, 64 filters (DCGAN with ngf = 64).
-    assert [layer.filters for layer in generator.up_blocks if hasattr(layer, "filters")] == [256, 128, 64]
+    assert [layer.filters for layer in generator.up_blocks if hasattr(layer, "filters")] == [
+        256,
+        128,
+        64,
+    ]
 
 
 def test_unsupported_size_is_a_clear_error():

@@ -54,7 +54,11 @@ def test_hinge_losses():
         max(0, 1 - r) + 0.5 * (max(0, 1 + w) + max(0, 1 + f)) for r, w, f in zip(REAL, WRONG, FAKE)
     ]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
-    np.testing.assert_allclose(got, [6.0 + 0.5 * (1.3 + 2.0), 0.0 + 0.5 * (0 + 0), 0.5 * (5 + 1), 0.5 * (0.5 + 4)], rtol=1e-6)
+    np.testing.assert_allclose(
+        got,
+        [6.0 + 0.5 * (1.3 + 2.0), 0.0 + 0.5 * (0 + 0), 0.5 * (5 + 1), 0.5 * (0.5 + 4)],
+        rtol=1e-6,
+    )
     np.testing.assert_allclose(
         losses.hinge_generator_loss(tf.constant(REAL)).numpy(), [5.0, -1.4, -12.5, -2.7]
     )
@@ -92,5 +96,7 @@ def test_conditioning_augmentation_kl():
     expected = 0.5 * (1.0 + 3.0 - 2 * math.log(2.0))
     got = losses.conditioning_augmentation_kl(mean, log_sigma).numpy()
     np.testing.assert_allclose(got, [expected], rtol=1e-6)
-    random = losses.conditioning_augmentation_kl(tf.random.normal((50, 4)), tf.random.normal((50, 4)))
+    random = losses.conditioning_augmentation_kl(
+        tf.random.normal((50, 4)), tf.random.normal((50, 4))
+    )
     assert np.all(random.numpy() >= 0)

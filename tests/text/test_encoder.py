@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from t2i_keras.utils import files
-
-from t2i_keras.text import use_module
+from t2i_keras.text import embeddings as text_embeddings
 from t2i_keras.text import encoder as te
+from t2i_keras.text import use_module
+from t2i_keras.utils import files
 
 PARITY_SENTENCES = json.loads(
     (pathlib.Path(__file__).parents[1] / "fixtures" / "parity_sentences.json").read_text("utf-8")
@@ -185,13 +185,13 @@ class TestBadInput:
 
     def test_embed_captions_rejects_non_strings(self, text_encoder):
         with pytest.raises(TypeError, match="captions must be str or bytes"):
-            te.embed_captions([3], text_encoder, cache_root=False)
+            text_embeddings.embed_captions([3], text_encoder, cache_root=False)
 
 
 class TestEmbeddingCache:
     def test_bulk_embedding_matches_direct_calls_and_is_cached(self, text_encoder, tmp_path):
         captions = [f"a flower with {n} petals" for n in range(10)] + ["a flower with 0 petals"]
-        first = te.embed_captions(
+        first = text_embeddings.embed_captions(
             captions, text_encoder, batch_size=4, cache_root=tmp_path, progress=False
         )
         direct = text_encoder(tf.constant(captions)).numpy()
@@ -206,17 +206,17 @@ class TestEmbeddingCache:
             def __call__(self, _):
                 raise AssertionError("cached captions must not be embedded again")
 
-        again = te.embed_captions(
+        again = text_embeddings.embed_captions(
             captions, NoCalls(), cache_root=tmp_path, progress=False
         )
         np.testing.assert_array_equal(again, first)
 
     def test_changing_the_encoder_invalidates_the_cache(self, tmp_path):
-        a = te.EmbeddingCache(tmp_path, "encoder-a")
+        a = text_embeddings.EmbeddingCache(tmp_path, "encoder-a")
         a.add(["x"], np.ones((1, 3), np.float32))
-        b = te.EmbeddingCache(tmp_path, "encoder-b")
+        b = text_embeddings.EmbeddingCache(tmp_path, "encoder-b")
         assert b.lookup(["x"]) == [None]
-        reopened = te.EmbeddingCache(tmp_path, "encoder-a")
+        reopened = text_embeddings.EmbeddingCache(tmp_path, "encoder-a")
         np.testing.assert_array_equal(reopened.lookup(["x"])[0], np.ones(3))
 
     def test_cache_dir_honours_environment(self, tmp_path, monkeypatch):

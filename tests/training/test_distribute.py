@@ -11,9 +11,9 @@ import keras
 import numpy as np
 import pytest
 
+from t2i_keras.models.build import build_gan
 from t2i_keras.training import distribute
 from t2i_keras.training.backup import TrainingBackup
-
 from tests.gan_helpers import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -59,11 +59,29 @@ def free_ports(count):
 
 
 TINY_FLAGS = [
-    "--data.image_size", "32", "--data.num_train", "64", "--data.num_test", "16",
-    "--model.generator_filters", "4", "--model.discriminator_filters", "4",
-    "--train.batch_size", "16", "--train.epochs", "1", "--train.steps_per_epoch", "3",
-    "--train.backup_every", "2", "--samples_per_caption", "2",
-    "--sample_captions", "a red flower", "a blue flower",
+    "--data.image_size",
+    "32",
+    "--data.num_train",
+    "64",
+    "--data.num_test",
+    "16",
+    "--model.generator_filters",
+    "4",
+    "--model.discriminator_filters",
+    "4",
+    "--train.batch_size",
+    "16",
+    "--train.epochs",
+    "1",
+    "--train.steps_per_epoch",
+    "3",
+    "--train.backup_every",
+    "2",
+    "--samples_per_caption",
+    "2",
+    "--sample_captions",
+    "a red flower",
+    "a blue flower",
 ]
 
 
@@ -74,26 +92,58 @@ def test_two_workers_train_through_scripts_train_py(tmp_path, text_encoder):
     run_dir, export_dir = tmp_path / "run", tmp_path / "saved_models" / "flowers"
     procs = []
     for index in range(2):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore",
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        procs.append(subprocess.Popen(
-            [sys.executable, "scripts/train.py", "--preset", "quickstart", "--run-dir", str(run_dir),
-             "--export-dir", str(export_dir), "--precision", "float32", *TINY_FLAGS],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO))
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONWARNINGS": "ignore",
+            "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            ),
+        }
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "scripts/train.py",
+                    "--preset",
+                    "quickstart",
+                    "--run-dir",
+                    str(run_dir),
+                    "--export-dir",
+                    str(export_dir),
+                    "--precision",
+                    "float32",
+                    *TINY_FLAGS,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=REPO,
+            )
+        )
     outputs = [p.communicate(timeout=900) for p in procs]
     for proc, (out, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-4000:]
     # The chief (worker 0) owns run_dir and the export; worker 1 wrote into a temporary folder.
     chief_line, other_line = (
-        next(line for line in out.splitlines() if line.startswith("Wrote run")) for out, _ in outputs
+        next(line for line in out.splitlines() if line.startswith("Wrote run"))
+        for out, _ in outputs
     )
     assert str(run_dir) in chief_line and str(run_dir) not in other_line
     other_dir = other_line.split("Wrote run ")[1].split(" ")[0]
-    for name in ("model.keras", "checkpoints/last.keras", "samples/epoch_0001.png", "backup/latest"):
+    for name in (
+        "model.keras",
+        "checkpoints/last.keras",
+        "samples/epoch_0001.png",
+        "backup/latest",
+    ):
         assert (run_dir / name).exists(), name
     assert (export_dir / "1" / "saved_model.pb").exists()
     assert not (export_dir / "2").exists(), "only the chief's export is kept"
-    assert_same_weights(model_weights(run_dir / "model.keras"), model_weights(f"{other_dir}/model.keras"))
+    assert_same_weights(
+        model_weights(run_dir / "model.keras"), model_weights(f"{other_dir}/model.keras")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,20 +161,32 @@ def resume_config(tmp_path_factory, text_encoder):
 @pytest.fixture(scope="module")
 def uninterrupted(resume_config, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("uninterrupted")
-    result = run([sys.executable, "-m", "tests.distributed_run", "train", str(resume_config), str(run_dir)])
+    result = run(
+        [sys.executable, "-m", "tests.distributed_run", "train", str(resume_config), str(run_dir)]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return model_weights(run_dir / "model.keras")
 
 
-@pytest.mark.parametrize("kill", [
-    ["--kill-after-step", "3"],     # mid-epoch, one step after the step-2 backup
-    ["--kill-in-backup", "4"],      # while the step-4 backup is being written
-    ["--kill-in-model-save"],       # while checkpoints/last.keras is being replaced
-])
+@pytest.mark.parametrize(
+    "kill",
+    [
+        ["--kill-after-step", "3"],  # mid-epoch, one step after the step-2 backup
+        ["--kill-in-backup", "4"],  # while the step-4 backup is being written
+        ["--kill-in-model-save"],  # while checkpoints/last.keras is being replaced
+    ],
+)
 def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(
     kill, resume_config, uninterrupted, tmp_path
 ):
-    command = [sys.executable, "-m", "tests.distributed_run", "train", str(resume_config), str(tmp_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.distributed_run",
+        "train",
+        str(resume_config),
+        str(tmp_path),
+    ]
     killed = run(command + kill)
     assert killed.returncode == -9, killed.stderr[-3000:]
     assert not (tmp_path / "model.keras").exists()
@@ -135,7 +197,9 @@ def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(
     assert_same_weights(model_weights(tmp_path / "model.keras"), uninterrupted)
 
 
-def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_backup(tmp_path, text_encoder, monkeypatch):
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_backup(
+    tmp_path, text_encoder, monkeypatch
+):
     from t2i_keras.training import trainer
 
     config = tiny_config()
@@ -152,10 +216,12 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_backup(tmp_path, text_
 
     monkeypatch.setattr(trainer, "load_split", poisoned)
     config.train.epochs = 2
-    with pytest.raises(FloatingPointError, match=r"NaN/Inf at step 3 .*last good backup is .*step_000000002"):
+    with pytest.raises(
+        FloatingPointError, match=r"NaN/Inf at step 3 .*last good backup is .*step_000000002"
+    ):
         trainer.train(config, tmp_path, verbose=0)
     assert_same_weights(model_weights(tmp_path / "checkpoints" / "last.keras"), good)
-    gan = trainer.compile_gan(trainer.build_gan(config, 512), config, 2)
+    gan = trainer.compile_gan(build_gan(config, 512), config, 2)
     assert TrainingBackup(gan, tmp_path / "backup").restore() == 2
     assert all(np.isfinite(np.array(w)).all() for w in gan.weights)
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from t2i_keras import config as t2i_config
-from t2i_keras.training.trainer import generate_images, load_run
-
+from t2i_keras.training.runs import generate_images, load_run
 from tests.gan_helpers import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -19,9 +18,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def test_run_directory_holds_everything_to_reproduce_and_inspect(tiny_run):
     run_dir, _ = tiny_run
-    for name in ("config.json", "model.keras", "checkpoints/last.keras", "history.json",
-                 "training_curves.png", "samples/epoch_0001.png", "samples/epoch_0002.png",
-                 "samples/latest.png"):
+    for name in (
+        "config.json",
+        "model.keras",
+        "checkpoints/last.keras",
+        "history.json",
+        "training_curves.png",
+        "samples/epoch_0001.png",
+        "samples/epoch_0002.png",
+        "samples/latest.png",
+    ):
         assert (run_dir / name).exists(), name
     assert t2i_config.Config.load(run_dir / "config.json") == tiny_config()
     history = json.loads((run_dir / "history.json").read_text())
@@ -53,9 +59,21 @@ def test_generate_script_writes_a_grid(tiny_run, tmp_path):
     run_dir, _ = tiny_run
     out = tmp_path / "grid.png"
     result = subprocess.run(
-        [sys.executable, os.path.join(REPO, "scripts", "generate.py"), "--run", str(run_dir),
-         "a flower with red round petals", "a white flower", "--num", "2", "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            os.path.join(REPO, "scripts", "generate.py"),
+            "--run",
+            str(run_dir),
+            "a flower with red round petals",
+            "a white flower",
+            "--num",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert out.exists() and out.stat().st_size > 1000
@@ -65,14 +83,17 @@ def test_train_script_rejects_unknown_presets_and_bad_flags():
     for flags in (["--preset", "nope"], ["--train.batch_size", "x"]):
         result = subprocess.run(
             [sys.executable, os.path.join(REPO, "scripts", "train.py"), *flags],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 2 and "error" in result.stderr
 
 
 def test_training_on_real_photographs_coco_mini(shared_data, tmp_path, text_encoder):
     """Prepare COCO-format data (80 real photos, 400 captions), train a few steps, generate."""
-    from t2i_keras.training.trainer import load_split, train
+    from t2i_keras.data.splits import load_split
+    from t2i_keras.training.trainer import train
 
     coco_mini = shared_data / "coco-mini"
     if not coco_mini.is_dir():
