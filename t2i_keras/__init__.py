@@ -27,7 +27,7 @@ _EXPORTS = {
     "PRESETS": "t2i_keras.config",
     "get_preset": "t2i_keras.config",
     "TextEncoder": "t2i_keras.text.encoder",
-    "embed_captions": "t2i_keras.text.encoder",
+    "embed_captions": "t2i_keras.text.embeddings",
     "Generator": "t2i_keras.models.generator",
     "Discriminator": "t2i_keras.models.discriminator",
     "TextToImageGAN": "t2i_keras.models.gan",

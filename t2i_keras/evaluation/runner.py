@@ -313,9 +313,7 @@ def caption_retrieval(
     matcher = r_precision.load_caption_matcher(
         # The matcher learns the caption embeddings too: another encoder needs another matcher.
         f"{split_identity(config, 'train')}-{encoder_identity(config.text_encoder)}",
-        train.images,
-        train.embeddings,
-        train.caption_counts,
+        train,
         r_precision.MatcherSettings(
             epochs=options.matcher_epochs,
             batch_size=min(64, len(train.images)),

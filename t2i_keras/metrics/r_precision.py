@@ -25,6 +25,7 @@ import tensorflow as tf
 from keras import layers
 
 from t2i_keras.data.pipeline import training_dataset
+from t2i_keras.data.splits import CaptionedImages
 from t2i_keras.utils.files import cache_dir, cache_key, save_model_atomically
 
 NUM_CANDIDATES = 100  # AttnGAN's: the true caption and 99 mismatched ones
@@ -278,19 +279,16 @@ class MatcherSettings:
 
 
 def train_caption_matcher(
-    images: np.ndarray,
-    embeddings: np.ndarray,
-    caption_counts: np.ndarray,
-    settings: MatcherSettings = MatcherSettings(),
-    verbose: int | str = 0,
+    split: CaptionedImages, settings: MatcherSettings = MatcherSettings(), verbose: int | str = 0
 ) -> CaptionMatcher:
-    """Trains a `CaptionMatcher` on a training split: uint8 images [N, S, S, 3], caption
+    """Trains a `CaptionMatcher` on a training split's uint8 images [N, S, S, 3], caption
     embeddings [N, C, D] (padded past each image's count) and caption counts int [N].
 
     Adam at 1e-3 with cosine decay.
     """
     s = settings
-    images, embeddings = np.asarray(images), np.asarray(embeddings, np.float32)
+    images, embeddings = np.asarray(split.images), np.asarray(split.embeddings, np.float32)
+    caption_counts = split.caption_counts
     if images.ndim != 4 or images.shape[1] != images.shape[2] or images.dtype != np.uint8:
         raise ValueError(f"expected square uint8 images [N, S, S, 3], got {images.shape}")
     if embeddings.ndim != 3 or len(embeddings) != len(images):
@@ -318,9 +316,7 @@ def train_caption_matcher(
 
 def load_caption_matcher(
     dataset_identity: str,
-    images: np.ndarray,
-    embeddings: np.ndarray,
-    caption_counts: np.ndarray,
+    split: CaptionedImages,
     settings: MatcherSettings = MatcherSettings(),
     verbose: int | str = 0,
 ) -> CaptionMatcher:
@@ -334,7 +330,7 @@ def load_caption_matcher(
     path = cache_dir("caption_matchers") / f"{key}.keras"
     if path.exists():
         return keras.saving.load_model(path, compile=False)
-    matcher = train_caption_matcher(images, embeddings, caption_counts, settings, verbose)
+    matcher = train_caption_matcher(split, settings, verbose)
     save_model_atomically(matcher, path)
     return matcher
 

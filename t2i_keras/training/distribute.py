@@ -87,7 +87,7 @@ def default_precision() -> str:
     """mixed_bfloat16 where the hardware computes bf16 natively, else float32.
 
     GPUs from Ampere (compute capability 8.0) on, and CPUs with AVX512-BF16 or AMX; elsewhere bf16
-    is emulated and slower than float32 (measured in scripts/bench_train_step.py).
+    is emulated and slower than float32 (measured in benchmarks/bench_train_step.py).
     """
     for gpu in tf.config.list_physical_devices("GPU"):
         capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from t2i_keras.data import flowers
-from t2i_keras.data.splits import sample_caption_pairs
+from t2i_keras.data.splits import CaptionedImages, sample_caption_pairs
 from t2i_keras.metrics import r_precision
 from t2i_keras.text.embeddings import embed_captions
 
@@ -23,6 +23,12 @@ def embedded_flowers(count, split, encoder):
     return examples["image"], captions, flat.reshape(*captions.shape, -1)
 
 
+def captioned(images, captions, embeddings):
+    """A split of procedural flowers (ten captions each) as the matcher takes it."""
+    counts = np.full(len(images), 10)
+    return CaptionedImages(images, captions, embeddings, counts, np.zeros(len(images), int), {})
+
+
 @pytest.fixture(scope="module")
 def splits(text_encoder):
     return {
@@ -33,10 +39,10 @@ def splits(text_encoder):
 
 @pytest.fixture(scope="module")
 def matcher(splits):
-    images, _, embeddings = splits["train"]
-    counts = np.full(len(images), 10)
     return r_precision.load_caption_matcher(
-        "tiny-flowers-16px", images, embeddings, counts, r_precision.MatcherSettings(**TINY_MATCHER)
+        "tiny-flowers-16px",
+        captioned(*splits["train"]),
+        r_precision.MatcherSettings(**TINY_MATCHER),
     )
 
 
@@ -123,9 +129,7 @@ def test_the_matcher_is_cached_and_reloads_with_its_config(matcher, splits, isol
     assert len(files) == 1
     reloaded = r_precision.load_caption_matcher(
         "tiny-flowers-16px",
-        images,
-        embeddings,
-        np.full(len(images), 10),
+        captioned(*splits["train"]),
         r_precision.MatcherSettings(**TINY_MATCHER),
     )
     assert reloaded.get_config() == matcher.get_config()
