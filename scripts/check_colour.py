@@ -22,8 +22,8 @@ def main() -> None:
 
     from t2i_keras.data import flowers
     from t2i_keras.metrics import colour
-    from t2i_keras.text_encoder import TextEncoder
-    from t2i_keras.training import generate_images, load_run
+    from t2i_keras.text.encoder import TextEncoder
+    from t2i_keras.training.runs import generate_images, load_run
 
     gan, config = load_run(args.run)
     encoder = TextEncoder(config.text_encoder)

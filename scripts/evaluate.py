@@ -5,7 +5,7 @@
 
 --model is a run directory (has config.json) or a SavedModel (a version folder, or a base path:
 its newest version). Writes report.json, report.md and PNGs into --out. The attribute classifier
-and the R-precision matcher are trained on first use and cached (see t2i_keras.evaluation).
+and the R-precision matcher are trained on first use and cached (see t2i_keras.evaluation.runner).
 """
 
 import argparse
@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def main() -> None:
     from t2i_keras.config import DATASETS
-    from t2i_keras.evaluation import EvaluationOptions
+    from t2i_keras.evaluation.runner import EvaluationOptions
 
     defaults = EvaluationOptions()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
 
-    from t2i_keras.evaluation import run_evaluation
+    from t2i_keras.evaluation.runner import run_evaluation
 
     options = EvaluationOptions(
         num_samples=args.num_samples,

@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/generate.py --run runs/quickstart \
         "a flower with red round petals and a yellow centre" --num 8 --seed 0 --out grid.png
-    .venv/bin/python scripts/generate.py --model saved_models/flowers "a pink flower"  # newest version
+    # the newest version of an export:
+    .venv/bin/python scripts/generate.py --model saved_models/flowers "a pink flower"
 """
 
 import argparse
@@ -22,18 +23,22 @@ def main() -> None:
     parser.add_argument("--out", default="grid.png")
     args = parser.parse_args()
 
-    from t2i_keras.plots import save_caption_grid
+    from t2i_keras.utils.plots import save_caption_grid
 
     if args.model:
-        from t2i_keras.export import generate_from_saved_model, load_saved_model
+        from t2i_keras.serving.export import generate_from_saved_model, load_saved_model
 
-        images = generate_from_saved_model(load_saved_model(args.model), args.captions, args.num, args.seed)
+        images = generate_from_saved_model(
+            load_saved_model(args.model), args.captions, args.num, args.seed
+        )
     else:
-        from t2i_keras.text_encoder import TextEncoder
-        from t2i_keras.training import generate_images, load_run
+        from t2i_keras.text.encoder import TextEncoder
+        from t2i_keras.training.runs import generate_images, load_run
 
         gan, config = load_run(args.run)
-        images = generate_images(gan, TextEncoder(config.text_encoder), args.captions, args.num, args.seed)
+        images = generate_images(
+            gan, TextEncoder(config.text_encoder), args.captions, args.num, args.seed
+        )
     print(f"Wrote {save_caption_grid(images, args.captions, args.out)}")
 
 

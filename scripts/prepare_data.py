@@ -2,7 +2,8 @@
 
     .venv/bin/python scripts/prepare_data.py --dataset oxford102 --data-dir data/oxford102
     .venv/bin/python scripts/prepare_data.py --dataset cub --data-dir data/cub --resize-policy bbox
-    .venv/bin/python scripts/prepare_data.py --dataset coco --data-dir ../shared/data/coco-mini --image-size 32
+    .venv/bin/python scripts/prepare_data.py --dataset coco --data-dir ../shared/data/coco-mini \
+        --image-size 32
     .venv/bin/python scripts/prepare_data.py --dataset folder --data-dir my_photos/captions.csv
 
 Training reuses the result; running this again only rebuilds when the files or the encoder
@@ -18,14 +19,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main() -> None:
-    from t2i_keras.data import images, prepared
+    from t2i_keras.data import prepared
+    from t2i_keras.data.kinds import REAL_DATASETS, RESIZE_POLICIES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=prepared.DATASETS)
+    parser.add_argument("--dataset", required=True, choices=REAL_DATASETS)
     parser.add_argument("--data-dir", required=True, help="the dataset folder (or CSV/JSONL)")
     parser.add_argument("--split", default="train")
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--resize-policy", default="center_crop", choices=images.RESIZE_POLICIES)
+    parser.add_argument("--resize-policy", default="center_crop", choices=RESIZE_POLICIES)
     parser.add_argument("--max-captions", type=int, default=None)
     parser.add_argument(
         "--text-encoder",

@@ -19,16 +19,20 @@ def main() -> None:
     server.add_argument("--grpc", help="gRPC target, e.g. localhost:8500")
     parser.add_argument("--model", required=True, help="the model name in models.config")
     parser.add_argument("--version", type=int, help="a version (default: the newest served)")
-    parser.add_argument("--format", choices=["row", "columnar"], default="row", help="REST body format")
+    parser.add_argument(
+        "--format", choices=["row", "columnar"], default="row", help="REST body format"
+    )
     parser.add_argument("--num", type=int, default=4, help="images per caption")
     parser.add_argument("--seed", type=int, help="send seeded noise (generate_with_noise)")
-    parser.add_argument("--z-dim", type=int, default=100, help="the model's noise size (with --seed)")
+    parser.add_argument(
+        "--z-dim", type=int, default=100, help="the model's noise size (with --seed)"
+    )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     parser.add_argument("--out", default="served.png", help="the grid PNG")
     args = parser.parse_args()
 
-    from t2i_keras import serving
-    from t2i_keras.plots import save_caption_grid
+    from t2i_keras.serving import client as serving
+    from t2i_keras.utils.plots import save_caption_grid
 
     if args.rest:
         client = serving.RestClient(args.rest, args.model, args.version, args.timeout, args.format)

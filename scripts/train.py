@@ -19,11 +19,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="quickstart", choices=sorted(t2i_config.PRESETS))
     parser.add_argument("--run-dir", default=None, help="default: runs/<preset>")
-    parser.add_argument("--export-dir", help="also export the trained model here (TF Serving base path)")
+    parser.add_argument(
+        "--export-dir", help="also export the trained model here (TF Serving base path)"
+    )
     t2i_config.add_override_flags(parser)
     args = parser.parse_args()
 
-    from t2i_keras.training import train
+    from t2i_keras.training.trainer import train
 
     config = t2i_config.apply_overrides(t2i_config.get_preset(args.preset), args)
     run_dir = args.run_dir or os.path.join("runs", args.preset)

@@ -14,8 +14,18 @@ import pathlib
 import typing
 from typing import Any
 
+# The lists below are owned by the modules that act on them; these imports load no TensorFlow.
+from t2i_keras.data.kinds import DATASETS, RESIZE_POLICIES
+from t2i_keras.models.kinds import (
+    ARCHITECTURES,
+    CONDITIONING_KINDS,
+    IMAGE_SIZES,
+    LOSS_KINDS,
+    NORMALIZATION_MODES,
+)
+
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")  # see t2i_keras.distribute
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")  # see t2i_keras.training.distribute
 BIRD_CAPTIONS = (
     "this bird has a red crown and a short black beak",
     "a small yellow bird with black wings",
@@ -48,10 +58,6 @@ SAMPLE_CAPTIONS = (
 )
 
 
-DATASETS = ("flowers", "oxford102", "cub", "coco", "folder")
-RESIZE_POLICIES = ("center_crop", "pad", "bbox")
-
-
 @dataclasses.dataclass
 class DataConfig:
     """What to train on.
@@ -65,7 +71,7 @@ class DataConfig:
             train+val classes, "test" the held-out classes; COCO: "train", "val").
         resize_policy: "center_crop", "pad" or "bbox" (CUB's boxes enlarged 1.5x, StackGAN).
         max_captions: keep at most this many captions per image (0: all).
-        image_size: side of the square images (32, 64, 128 or 256).
+        image_size: side of the square images (16, 32, 64, 128 or 256).
         num_train: training images generated (procedural flowers only).
         num_test: held-out images generated for evaluation (procedural flowers only).
         seed: dataset seed; train and test splits derive disjoint seeds from it.
@@ -101,7 +107,6 @@ class ModelConfig:
             every generator block and a residual one-way discriminator, Tao et al. 2022).
         embedding_normalization: "whiten" (per-dimension) or "centre" (one common scale, keeping
             the encoder's geometry); see t2i_keras.conditioning.
-        kl_weight: weight of conditioning augmentation's KL term (StackGAN).
         unconditional_loss: also train the projection discriminator's caption-blind logit on
             real vs fake (StackGAN++'s joint conditional and unconditional loss).
     """
@@ -115,7 +120,6 @@ class ModelConfig:
     discriminator_conditioning: str = "concat"
     architecture: str = "dcgan"
     embedding_normalization: str = "whiten"
-    kl_weight: float = 1.0
     unconditional_loss: bool = False
 
 
@@ -136,11 +140,14 @@ class TrainConfig:
         ma_gp_weight: matching-aware gradient penalty weight (DF-GAN uses 2; 0 disables).
         embedding_noise: LAFITE's caption-embedding perturbation strength during training
             (t2i_keras.data.pairs.perturb_embeddings; 0 disables).
+        kl_weight: weight of conditioning augmentation's KL term (StackGAN; with
+            model.conditioning_augmentation only).
         ema_decay: decay of the generator weights' moving average used for samples and export.
         precision: "auto" (bf16 where the hardware has it, else float32), "float32",
             "mixed_bfloat16" or "mixed_float16" (with loss scaling).
         jit_compile: XLA-compile the train step (single device only).
-        strategy: "auto", "default", "mirrored" or "multi_worker" (see t2i_keras.distribute).
+        strategy: "auto", "default", "mirrored" or "multi_worker" (see
+            t2i_keras.training.distribute).
         backup_every: steps between fault-tolerance backups (0: only at epoch ends).
         eval_every: compute FID/KID (and attribute accuracy on procedural flowers) every this many
             epochs on held-out captions, logged to TensorBoard and history (0: off).
@@ -161,6 +168,7 @@ class TrainConfig:
     gan_int_weight: float = 1.0
     ma_gp_weight: float = 0.0
     embedding_noise: float = 0.0
+    kl_weight: float = 1.0
     ema_decay: float = 0.999
     precision: str = "auto"
     jit_compile: bool = False
@@ -322,12 +330,13 @@ def add_override_flags(parser: argparse.ArgumentParser) -> None:
 FIELD_CHOICES = {
     "train.precision": PRECISIONS,
     "train.strategy": STRATEGIES,
-    "train.loss": ("bce", "hinge"),
+    "train.loss": LOSS_KINDS,
     "data.dataset": DATASETS,
     "data.resize_policy": RESIZE_POLICIES,
-    "model.discriminator_conditioning": ("concat", "projection"),
-    "model.architecture": ("dcgan", "dfgan"),
-    "model.embedding_normalization": ("whiten", "centre"),
+    "data.image_size": IMAGE_SIZES,
+    "model.discriminator_conditioning": CONDITIONING_KINDS,
+    "model.architecture": ARCHITECTURES,
+    "model.embedding_normalization": NORMALIZATION_MODES,
 }
 FLAG_ALIASES = {"train.precision": "--precision", "train.strategy": "--strategy"}
 

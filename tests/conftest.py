@@ -31,7 +31,7 @@ def isolated_cache(tmp_path_factory) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def text_encoder(isolated_cache):
     """The built-in USE encoder, built once per test session."""
-    from t2i_keras.text_encoder import TextEncoder
+    from t2i_keras.text.encoder import TextEncoder
 
     return TextEncoder()
 
@@ -39,7 +39,7 @@ def text_encoder(isolated_cache):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, text_encoder):
     """A whole tiny training run (run directory and the trained GAN), shared by several modules."""
-    from t2i_keras.training import train
+    from t2i_keras.training.trainer import train
 
     from .gan_helpers import tiny_config
 
@@ -51,7 +51,7 @@ def tiny_run(tmp_path_factory, text_encoder):
 @pytest.fixture(scope="session")
 def exported_model(tmp_path_factory, tiny_run, text_encoder):
     """The tiny run exported as `<root>/tiny/1` (max batch 8); returns the version folder."""
-    from t2i_keras.export import export_saved_model
+    from t2i_keras.serving.export import export_saved_model
 
     root = tmp_path_factory.mktemp("saved_models") / "tiny"
     return export_saved_model(tiny_run[1], text_encoder, root, max_batch=8)

@@ -44,7 +44,8 @@ def png(image: np.ndarray) -> bytes:
 
 
 def _jpeg_segments(data: bytes) -> tuple[list[tuple[int, bytes]], bytes, bytes]:
-    """(marker segments before the scan, scan header, entropy-coded scan data) of a baseline JPEG."""
+    """(marker segments before the scan, scan header, entropy-coded scan data) of a baseline
+    JPEG."""
     segments, i = [], 2
     while True:
         marker = data[i + 1]

@@ -1,11 +1,12 @@
-"""Subprocess entry points for tests/test_distribute.py (device layout and kills need a fresh process).
+"""Subprocess entry points for tests/training/test_distribute.py (device layouts and kills need
+a fresh process).
 
-    python -m tests.distributed_run equivalence --steps 3
-        one device at global batch 2B vs MirroredStrategy over 2 logical CPUs at 2B; prints JSON
-        with the largest weight differences per network.
-    python -m tests.distributed_run train CONFIG_JSON RUN_DIR [--kill-after-step K | --kill-in-backup K
-                                                             | --kill-in-model-save]
-        `train()` with op determinism; optionally SIGKILLs itself at a chosen moment.
+python -m tests.distributed_run equivalence --steps 3
+    one device at global batch 2B vs MirroredStrategy over 2 logical CPUs at 2B; prints JSON
+    with the largest weight differences per network.
+python -m tests.distributed_run train CONFIG_JSON RUN_DIR [--kill-after-step K | --kill-in-backup K
+                                                         | --kill-in-model-save]
+    `train()` with op determinism; optionally SIGKILLs itself at a chosen moment.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ def equivalence(steps: int, precision: str) -> dict:
     import keras
     import numpy as np
 
+    from t2i_keras.training import distribute
     from tests.gan_helpers import compile_tiny, tiny_batches, tiny_gan
+
+    distribute.install_keras_workarounds()  # this builds its own MirroredStrategy
 
     keras.mixed_precision.set_global_policy(precision)
     initial = None
@@ -72,9 +76,9 @@ def train_and_maybe_die(config_file: str, run_dir: str, args) -> None:
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
-    from t2i_keras import backup
     from t2i_keras.config import Config
-    from t2i_keras.training import train
+    from t2i_keras.training import backup
+    from t2i_keras.training.trainer import train
 
     def die():
         sys.stdout.flush()

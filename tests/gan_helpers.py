@@ -5,17 +5,23 @@ import numpy as np
 import tensorflow as tf
 
 from t2i_keras.data.pairs import add_gan_pairs
-from t2i_keras.discriminator import Discriminator
-from t2i_keras.gan import TextToImageGAN
-from t2i_keras.generator import Generator
+from t2i_keras.models.discriminator import Discriminator
+from t2i_keras.models.gan import TextToImageGAN
+from t2i_keras.models.generator import Generator
 
 EMBEDDING_DIM = 16
 Z_DIM = 8
 
 
 def tiny_generator(image_size=16, **kwargs):
-    kwargs = {"embedding_dim": EMBEDDING_DIM, "z_dim": Z_DIM, "text_projection_dim": 8,
-              "filters": 4, "seed": 0, **kwargs}
+    kwargs = {
+        "embedding_dim": EMBEDDING_DIM,
+        "z_dim": Z_DIM,
+        "text_projection_dim": 8,
+        "filters": 4,
+        "seed": 0,
+        **kwargs,
+    }
     return Generator(image_size=image_size, **kwargs)
 
 

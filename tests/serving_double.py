@@ -1,4 +1,4 @@
-"""A test double for TensorFlow Serving: answers REST and gRPC predict calls by running a SavedModel.
+"""A test double for TensorFlow Serving: answers REST and gRPC predict calls with a SavedModel.
 
 TF Serving cannot run on our CI machines, so client tests talk to this stand-in instead. It speaks
 the formats TF Serving documents (g3doc/api_rest.md; PredictionService.Predict) closely enough to
@@ -41,7 +41,7 @@ class StandInModelServer:
     # -- the model ---------------------------------------------------------------------------
     def run(self, signature_name: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if signature_name not in self.model.signatures:
-            raise KeyError(f"Serving signature name: \"{signature_name}\" not found in signature def")
+            raise KeyError(f'Serving signature name: "{signature_name}" not found in signature def')
         function = self.model.signatures[signature_name]
         specs = function.structured_input_signature[1]
         if set(inputs) != set(specs):
@@ -50,7 +50,9 @@ class StandInModelServer:
         for name, spec in specs.items():
             tensors[name] = tf.convert_to_tensor(inputs[name], dtype=spec.dtype)
             if not spec.shape.is_compatible_with(tensors[name].shape):
-                raise ValueError(f"input {name} has shape {tensors[name].shape}, expected {spec.shape}")
+                raise ValueError(
+                    f"input {name} has shape {tensors[name].shape}, expected {spec.shape}"
+                )
         time.sleep(self.delay)
         with self._lock:
             outputs = function(**tensors)
@@ -89,16 +91,22 @@ class StandInModelServer:
                 names = list(outputs)
                 single = len(names) == 1
                 if columnar:
-                    value = _jsonable(outputs[names[0]]) if single else {
-                        k: _jsonable(v) for k, v in outputs.items()}
+                    value = (
+                        _jsonable(outputs[names[0]])
+                        if single
+                        else {k: _jsonable(v) for k, v in outputs.items()}
+                    )
                     answer = {"outputs": value}
                 else:
                     rows = len(outputs[names[0]])
-                    answer = {"predictions": [
-                        _jsonable(outputs[names[0]][i]) if single
-                        else {k: _jsonable(outputs[k][i]) for k in names}
-                        for i in range(rows)
-                    ]}
+                    answer = {
+                        "predictions": [
+                            _jsonable(outputs[names[0]][i])
+                            if single
+                            else {k: _jsonable(outputs[k][i]) for k in names}
+                            for i in range(rows)
+                        ]
+                    }
                 self._answer(200, answer)
 
             def _answer(self, status, payload):
@@ -143,8 +151,10 @@ class StandInModelServer:
 
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=2),
-            options=[("grpc.max_receive_message_length", 256 << 20),
-                     ("grpc.max_send_message_length", 256 << 20)],
+            options=[
+                ("grpc.max_receive_message_length", 256 << 20),
+                ("grpc.max_send_message_length", 256 << 20),
+            ],
         )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), self._grpc)
         port = self._grpc.add_insecure_port("127.0.0.1:0")

@@ -16,7 +16,7 @@ import json
 import os
 import pathlib
 
-from t2i_keras.data.folder import (
+from t2i_keras.data.records import (
     CaptionedSource,
     DataReport,
     SourceExample,

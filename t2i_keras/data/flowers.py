@@ -1,4 +1,4 @@
-"""Procedural captioned flowers: the built-in dataset, in the spirit of Oxford-102 with Reed's captions.
+"""Procedural captioned flowers: the built-in dataset, after Oxford-102 with Reed's captions.
 
 Oxford-102 and its captions cannot be fetched on every machine, yet the main job must train on
 something real enough to show conditioning. Each image is drawn with vectorized numpy from
@@ -273,7 +273,14 @@ def generate_examples(
     }
 
 
-ATTRIBUTE_KEYS = ("petal_colour", "centre_colour", "petal_count", "petal_shape", "size", "background")
+ATTRIBUTE_KEYS = (
+    "petal_colour",
+    "centre_colour",
+    "petal_count",
+    "petal_shape",
+    "size",
+    "background",
+)
 
 
 def flowers_dataset(
@@ -361,8 +368,12 @@ def estimate_petal_colour(images: np.ndarray) -> np.ndarray:
     images = images.astype(np.float32)
     n, h, w, _ = images.shape
     border = np.concatenate(
-        [images[:, :2].reshape(n, -1, 3), images[:, -2:].reshape(n, -1, 3),
-         images[:, :, :2].reshape(n, -1, 3), images[:, :, -2:].reshape(n, -1, 3)],
+        [
+            images[:, :2].reshape(n, -1, 3),
+            images[:, -2:].reshape(n, -1, 3),
+            images[:, :, :2].reshape(n, -1, 3),
+            images[:, :, -2:].reshape(n, -1, 3),
+        ],
         axis=1,
     )
     background = np.median(border, axis=1)

@@ -18,7 +18,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-RESIZE_POLICIES = ("center_crop", "pad", "bbox")
+from t2i_keras.data.kinds import RESIZE_POLICIES
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 # Conversions `decode_image` reports, in the order they are listed in reports.
 CONVERSIONS = ("grayscale", "alpha", "cmyk", "sixteen_bit")

@@ -28,9 +28,9 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from t2i_keras.data import coco, images, reed
-from t2i_keras.data.folder import CaptionedSource
+from t2i_keras.data.records import CaptionedSource
+from t2i_keras.models.kinds import IMAGE_SIZES
 
-IMAGE_SIZES = (32, 64, 128, 256)
 _MANUAL_DIR_NOTE = (
     "Place the files in the manual folder: `DownloadConfig(manual_dir=...)`, or by default "
     "<data_dir>/downloads/manual/."
@@ -79,9 +79,9 @@ class _ManualCaptionedImages(tfds.core.GeneratorBasedBuilder, skip_registration=
             supervised_keys=None,
         )
 
-    @abc.abstractmethod
     def _splits(self, manual_dir: pathlib.Path) -> dict[str, str]:
-        """TFDS split name -> the reader's split name."""
+        """TFDS split name -> the reader's split name (Reed's layouts: train and test)."""
+        return {"train": "train", "test": "test"}
 
     @abc.abstractmethod
     def _read(self, manual_dir: pathlib.Path, split: str) -> CaptionedSource:
@@ -134,9 +134,6 @@ class OxfordFlowersReed(_ManualCaptionedImages):
     BUILDER_CONFIGS = _configs(("center_crop", "pad"))
     DEFAULT_CONFIG_NAME = "64_center_crop"
 
-    def _splits(self, manual_dir: pathlib.Path) -> dict[str, str]:
-        return {"train": "train", "test": "test"}
-
     def _read(self, manual_dir: pathlib.Path, split: str) -> CaptionedSource:
         return reed.read_oxford102(manual_dir, split)
 
@@ -147,9 +144,6 @@ class CubBirdsReed(_ManualCaptionedImages):
     MANUAL_DOWNLOAD_INSTRUCTIONS = reed.CUB_INSTRUCTIONS + _MANUAL_DIR_NOTE
     BUILDER_CONFIGS = _configs(("bbox", "center_crop"))
     DEFAULT_CONFIG_NAME = "64_bbox"
-
-    def _splits(self, manual_dir: pathlib.Path) -> dict[str, str]:
-        return {"train": "train", "test": "test"}
 
     def _read(self, manual_dir: pathlib.Path, split: str) -> CaptionedSource:
         bounding_boxes = self.builder_config.resize_policy == "bbox"

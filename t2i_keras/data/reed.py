@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import pathlib
 
-from t2i_keras.data.folder import (
+from t2i_keras.data.records import (
     CaptionedSource,
     DataReport,
     SourceExample,

@@ -16,7 +16,7 @@ a generator that ignores the caption (attributes are uniform, so 1/number of val
 
 from __future__ import annotations
 
-import pathlib
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import keras
@@ -24,9 +24,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from t2i_keras.cache import cache_dir
-from t2i_keras.callbacks import save_model_atomically
 from t2i_keras.data import flowers
+from t2i_keras.utils.files import cache_dir, save_model_atomically
 
 # The attributes that captions name, and their values in label order. The classifier's heads are
 # named after the keys; `petal_count` labels are indices into the counts, not counts.
@@ -143,17 +142,37 @@ def caption_targets(captions: Sequence[str]) -> dict[str, np.ndarray]:
     return targets
 
 
+@dataclasses.dataclass(frozen=True)
+class ClassifierSettings:
+    """What an `AttributeClassifier`'s weights depend on: its data and its training.
+
+    Args:
+        image_size: side of the procedural flowers it reads.
+        dataset_seed: the dataset seed (`DataConfig.seed`) whose "train" stream it learns from.
+        num_train: training flowers.
+        epochs: passes over them.
+        filters: the network's width (see `AttributeClassifier`).
+        seed: seeds the initialization and the data order.
+    """
+
+    image_size: int
+    dataset_seed: int = 0
+    num_train: int = DEFAULT_TRAIN_IMAGES
+    epochs: int = DEFAULT_EPOCHS
+    filters: int = 32
+    seed: int = 0
+
+    def key(self) -> str:
+        return (
+            f"flowers-s{self.dataset_seed}-{self.image_size}px-n{self.num_train}-e{self.epochs}"
+            f"-f{self.filters}-seed{self.seed}-v{FORMAT_VERSION}"
+        )
+
+
 def train_attribute_classifier(
-    image_size: int,
-    dataset_seed: int = 0,
-    num_train: int = DEFAULT_TRAIN_IMAGES,
-    epochs: int = DEFAULT_EPOCHS,
-    filters: int = 32,
-    batch_size: int = 64,
-    seed: int = 0,
-    verbose: int | str = 0,
+    settings: ClassifierSettings, batch_size: int = 64, verbose: int | str = 0
 ) -> AttributeClassifier:
-    """Trains a classifier on `num_train` procedural training flowers (ground-truth attributes).
+    """Trains a classifier on `settings.num_train` procedural training flowers (ground truth).
 
     The images come from the dataset's own "train" stream (`flowers.generate_examples` with
     `dataset_seed`), so the held-out "test" split stays unseen. Adam from 2e-3 with cosine
@@ -161,50 +180,40 @@ def train_attribute_classifier(
     colour and shape, about 98% on centre colour and 80% on petal count (the hardest: thin petals
     are a pixel or two wide).
     """
-    examples = flowers.generate_examples(num_train, image_size, seed=dataset_seed, split="train")
+    s = settings
+    examples = flowers.generate_examples(
+        s.num_train, s.image_size, seed=s.dataset_seed, split="train"
+    )
     labels = attribute_labels(examples)
     dataset = (
         tf.data.Dataset.from_tensor_slices((examples["image"], labels))
-        .shuffle(num_train, seed=seed, reshuffle_each_iteration=True)
+        .shuffle(s.num_train, seed=s.seed, reshuffle_each_iteration=True)
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
-    classifier = AttributeClassifier(image_size, filters=filters, seed=seed)
-    steps = epochs * int(np.ceil(num_train / batch_size))
+    classifier = AttributeClassifier(s.image_size, filters=s.filters, seed=s.seed)
+    steps = s.epochs * int(np.ceil(s.num_train / batch_size))
     classifier.compile(
         optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
         loss={name: "sparse_categorical_crossentropy" for name in ATTRIBUTE_VALUES},
     )
-    classifier.fit(dataset, epochs=epochs, verbose=verbose, shuffle=False)
+    classifier.fit(dataset, epochs=s.epochs, verbose=verbose, shuffle=False)
     return classifier
 
 
 def load_attribute_classifier(
-    image_size: int,
-    dataset_seed: int = 0,
-    num_train: int = DEFAULT_TRAIN_IMAGES,
-    epochs: int = DEFAULT_EPOCHS,
-    filters: int = 32,
-    seed: int = 0,
-    verbose: int | str = 0,
+    settings: ClassifierSettings, verbose: int | str = 0
 ) -> AttributeClassifier:
     """The classifier for these settings from the cache, trained (and cached) on first use.
 
-    Stored as `cache_dir("attribute_classifiers")/flowers-s<seed>-<S>px-...-v<version>.keras`,
-    written atomically: the key names the image size, the dataset seed, the training budget and
-    `FORMAT_VERSION`, everything the weights depend on.
+    Stored as `cache_dir("attribute_classifiers")/<settings.key()>.keras`, written atomically:
+    the key names everything the weights depend on, and `FORMAT_VERSION`.
     """
-    key = (
-        f"flowers-s{dataset_seed}-{image_size}px-n{num_train}-e{epochs}-f{filters}-seed{seed}"
-        f"-v{FORMAT_VERSION}"
-    )
-    path = cache_dir("attribute_classifiers") / f"{key}.keras"
+    path = cache_dir("attribute_classifiers") / f"{settings.key()}.keras"
     if path.exists():
         return keras.saving.load_model(path, compile=False)
-    classifier = train_attribute_classifier(
-        image_size, dataset_seed, num_train, epochs, filters, seed=seed, verbose=verbose
-    )
-    save_model_atomically(classifier, pathlib.Path(path))
+    classifier = train_attribute_classifier(settings, verbose=verbose)
+    save_model_atomically(classifier, path)
     return classifier
 
 

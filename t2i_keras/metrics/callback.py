@@ -4,27 +4,23 @@ Losses of a GAN say little about the images (the generator's falls as often as i
 are compared by sample quality measured during training, as StyleGAN's and BigGAN's training loops
 do with FID. Inception costs about a second per dozen images on a CPU, so the callback measures a
 small fixed set (default 64 held-out captions, fixed noise) every `every_epochs` epochs: the values
-are biased upwards against `t2i_keras.evaluation`'s larger samples but comparable between epochs
-and runs of one setting.
+are biased upwards against `t2i_keras.evaluation.runner`'s larger samples but comparable between
+epochs and runs of one setting.
 """
 
 from __future__ import annotations
 
 import pathlib
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from t2i_keras import plots
+from t2i_keras.data.splits import CaptionedImages, sample_caption_pairs
 from t2i_keras.metrics import attributes, fid
 from t2i_keras.metrics.inception import InceptionFeatures
-from t2i_keras.metrics.r_precision import sample_caption_pairs
-
-if TYPE_CHECKING:
-    from t2i_keras.training import CaptionedImages
+from t2i_keras.utils.sampling import seeded_noise, to_uint8
 
 
 class GenerationMetrics(keras.callbacks.Callback):
@@ -113,18 +109,12 @@ class GenerationMetrics(keras.callbacks.Callback):
 
     def generate(self) -> np.ndarray:
         """uint8 [N, H, W, 3]: the EMA generator's images for the captions, with the fixed noise."""
-        noise = (
-            np.random.default_rng(self.seed)
-            .standard_normal((len(self.embeddings), self.model.generator.z_dim))
-            .astype(np.float32)
-        )
+        noise = seeded_noise(self.seed, len(self.embeddings), self.model.generator.z_dim)
         parts = [
-            plots.to_uint8(
-                np.asarray(
-                    self.model.generate(
-                        self.embeddings[start : start + self.batch_size],
-                        noise[start : start + self.batch_size],
-                    )
+            to_uint8(
+                self.model.generate(
+                    self.embeddings[start : start + self.batch_size],
+                    noise[start : start + self.batch_size],
                 )
             )
             for start in range(0, len(self.embeddings), self.batch_size)

@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from t2i_keras.cache import atomic_write_bytes, cache_dir
 from t2i_keras.metrics.inception import InceptionFeatures
+from t2i_keras.utils.files import atomic_write_bytes, cache_dir
 
 
 def feature_statistics(features) -> tuple[np.ndarray, np.ndarray]:
@@ -189,7 +189,7 @@ def image_set_distances(
 
 
 class ReferenceStatistics(NamedTuple):
-    """A reference set's features [N, D] (float32; KID needs them) and their mu [D], sigma [D, D]."""
+    """A reference set's features [N, D] (float32; KID needs them), their mu [D], sigma [D, D]."""
 
     mu: np.ndarray
     sigma: np.ndarray

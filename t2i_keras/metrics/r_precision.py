@@ -16,19 +16,17 @@ red flower") fit many images, so even real images fall short of 1.
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import math
-import pathlib
-import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from t2i_keras.cache import cache_dir
-from t2i_keras.callbacks import save_model_atomically
 from t2i_keras.data.pipeline import training_dataset
+from t2i_keras.data.splits import CaptionedImages
+from t2i_keras.utils.files import cache_dir, cache_key, save_model_atomically
 
 NUM_CANDIDATES = 100  # AttnGAN's: the true caption and 99 mismatched ones
 # Bump when the architecture or the training recipe changes, so stale cached matchers are not
@@ -254,25 +252,43 @@ def contrastive_dataset(
     return batches.map(lambda batch: (batch["image"], batch["embedding"]))
 
 
+@dataclasses.dataclass(frozen=True)
+class MatcherSettings:
+    """How a `CaptionMatcher` is trained: everything besides the data that its weights depend on.
+
+    Args:
+        epochs: passes over the training images.
+        batch_size: a batch of 64 gives each positive 63 negatives per direction.
+        projection_dim, filters: the matcher's size (see `CaptionMatcher`).
+        flip: mirror images at random (off for datasets whose captions say left or right).
+        seed: seeds the initialization and the data order.
+    """
+
+    epochs: int = 20
+    batch_size: int = 64
+    projection_dim: int = 128
+    filters: int = 32
+    flip: bool = True
+    seed: int = 0
+
+    def key(self) -> str:
+        return (
+            f"e{self.epochs}-b{self.batch_size}-p{self.projection_dim}-f{self.filters}"
+            f"-flip{int(self.flip)}-seed{self.seed}"
+        )
+
+
 def train_caption_matcher(
-    images: np.ndarray,
-    embeddings: np.ndarray,
-    caption_counts: np.ndarray,
-    epochs: int = 20,
-    batch_size: int = 64,
-    projection_dim: int = 128,
-    filters: int = 32,
-    flip: bool = True,
-    seed: int = 0,
-    verbose: int | str = 0,
+    split: CaptionedImages, settings: MatcherSettings = MatcherSettings(), verbose: int | str = 0
 ) -> CaptionMatcher:
-    """Trains a `CaptionMatcher` on a training split: uint8 images [N, S, S, 3], caption
+    """Trains a `CaptionMatcher` on a training split's uint8 images [N, S, S, 3], caption
     embeddings [N, C, D] (padded past each image's count) and caption counts int [N].
 
-    Adam at 1e-3 with cosine decay; a batch of 64 gives each positive 63 negatives per direction.
-    `flip` mirrors images at random (off for datasets whose captions say left or right).
+    Adam at 1e-3 with cosine decay.
     """
-    images, embeddings = np.asarray(images), np.asarray(embeddings, np.float32)
+    s = settings
+    images, embeddings = np.asarray(split.images), np.asarray(split.embeddings, np.float32)
+    caption_counts = split.caption_counts
     if images.ndim != 4 or images.shape[1] != images.shape[2] or images.dtype != np.uint8:
         raise ValueError(f"expected square uint8 images [N, S, S, 3], got {images.shape}")
     if embeddings.ndim != 3 or len(embeddings) != len(images):
@@ -280,17 +296,17 @@ def train_caption_matcher(
             f"expected caption embeddings [N={len(images)}, C, D], got {embeddings.shape}"
         )
     matcher = CaptionMatcher(
-        images.shape[1], embeddings.shape[-1], projection_dim, filters, seed=seed
+        images.shape[1], embeddings.shape[-1], s.projection_dim, s.filters, seed=s.seed
     )
-    steps_per_epoch = len(images) // batch_size
+    steps_per_epoch = len(images) // s.batch_size
     matcher.compile(
         optimizer=keras.optimizers.Adam(
-            keras.optimizers.schedules.CosineDecay(1e-3, epochs * steps_per_epoch)
+            keras.optimizers.schedules.CosineDecay(1e-3, s.epochs * steps_per_epoch)
         )
     )
     matcher.fit(
-        contrastive_dataset(images, embeddings, caption_counts, batch_size, seed, flip),
-        epochs=epochs,
+        contrastive_dataset(images, embeddings, caption_counts, s.batch_size, s.seed, s.flip),
+        epochs=s.epochs,
         steps_per_epoch=steps_per_epoch,
         verbose=verbose,
         shuffle=False,  # the dataset shuffles itself, by seed
@@ -300,65 +316,23 @@ def train_caption_matcher(
 
 def load_caption_matcher(
     dataset_identity: str,
-    images: np.ndarray,
-    embeddings: np.ndarray,
-    caption_counts: np.ndarray,
-    epochs: int = 20,
-    batch_size: int = 64,
-    projection_dim: int = 128,
-    filters: int = 32,
-    flip: bool = True,
-    seed: int = 0,
+    split: CaptionedImages,
+    settings: MatcherSettings = MatcherSettings(),
     verbose: int | str = 0,
 ) -> CaptionMatcher:
     """The matcher for this training split from the cache, trained (and cached) on first use.
 
     `dataset_identity` must name everything the training data depends on (dataset, split, image
-    size, sizes, the text encoder); the cache key adds the training settings and
-    `FORMAT_VERSION`. Stored atomically as `cache_dir("caption_matchers")/<slug>-<hash>.keras`.
+    size, sizes, the text encoder); the cache key adds the settings and `FORMAT_VERSION`. Stored
+    atomically as `cache_dir("caption_matchers")/<files.cache_key>.keras`.
     """
-    settings = f"e{epochs}-b{batch_size}-p{projection_dim}-f{filters}-flip{int(flip)}-seed{seed}"
-    full = f"{dataset_identity}|{settings}|v{FORMAT_VERSION}"
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", dataset_identity)[:60]
-    digest = hashlib.sha256(full.encode()).hexdigest()[:16]
-    path = cache_dir("caption_matchers") / f"{slug}-{digest}.keras"
+    key = cache_key(dataset_identity, settings.key(), f"v{FORMAT_VERSION}")
+    path = cache_dir("caption_matchers") / f"{key}.keras"
     if path.exists():
         return keras.saving.load_model(path, compile=False)
-    matcher = train_caption_matcher(
-        images,
-        embeddings,
-        caption_counts,
-        epochs,
-        batch_size,
-        projection_dim,
-        filters,
-        flip,
-        seed,
-        verbose,
-    )
-    save_model_atomically(matcher, pathlib.Path(path))
+    matcher = train_caption_matcher(split, settings, verbose)
+    save_model_atomically(matcher, path)
     return matcher
-
-
-def sample_caption_pairs(
-    caption_counts: np.ndarray, num: int, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """`num` (image, caption) index pairs of a split, for generating and scoring.
-
-    Images are visited in a seeded random order (test splits are often sorted by class), each once
-    before any repeats; every visit takes one of the image's real captions at random.
-
-    Returns:
-        image indices int [num], caption indices int [num] (each below its image's count).
-    """
-    caption_counts = np.asarray(caption_counts)
-    if num < 1 or len(caption_counts) == 0:
-        raise ValueError(f"need num >= 1 and a non-empty split, got {num} of {len(caption_counts)}")
-    rng = np.random.default_rng(seed)
-    rounds = -(-num // len(caption_counts))
-    images = np.concatenate([rng.permutation(len(caption_counts)) for _ in range(rounds)])[:num]
-    captions = (rng.random(num) * caption_counts[images]).astype(np.int64)
-    return images, captions
 
 
 def r_precision(

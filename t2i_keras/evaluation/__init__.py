@@ -1,0 +1,1 @@
+"""Evaluating a trained generator: the metrics runner and the report writer."""

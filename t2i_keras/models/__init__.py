@@ -1,0 +1,1 @@
+"""The networks: layers, generator, discriminator, losses, the GAN wrapper and its builder."""

@@ -1,0 +1,146 @@
+"""The matching-aware discriminator of GAN-CLS (Reed et al. 2016, §4.1-4.2)."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from t2i_keras.models import layers as dcgan
+from t2i_keras.models.conditioning import EmbeddingStandardization
+from t2i_keras.models.kinds import CONDITIONING_KINDS
+
+
+@keras.saving.register_keras_serializable(package="t2i_keras")
+class Discriminator(keras.Model):
+    """(image, caption embedding) -> one logit: is this a real image that matches the caption?
+
+    Strided 4x4 convolutions with LeakyReLU(0.2) bring the image down to 4x4 (DCGAN). With
+    `conditioning="concat"` (Reed §4.1) the caption, projected to `text_projection_dim`, is tiled
+    over the 4x4 grid and concatenated with the image features before a 1x1 and a 4x4
+    convolution. With `conditioning="projection"` (Miyato & Koyama 2018) the logit is
+    psi(phi(x)) + <W e, phi(x)>, which conditions through an inner product instead.
+
+    Args:
+        image_size: int, default 64. Input side: 16, 32, 64, 128 or 256.
+        embedding_dim: int, default 512. Size of the caption embeddings.
+        text_projection_dim: int, default 128. Size of the projected caption (concat only).
+        filters: int, default 64. Width of the first block (DCGAN's ndf), doubling per block.
+        spectral_norm: bool, default False. Spectral normalization of every weight (Miyato et
+            al. 2018), which replaces batch normalization.
+        conditioning: str, default "concat". "concat" or "projection".
+        embedding_normalization: str, default "whiten" (`t2i_keras.conditioning`).
+        unconditional_output: bool, default False. Projection only: also return psi(phi(x)), the
+            caption-blind realism logit, as a second column ([B, 2]), for the train step's
+            unconditional loss (StackGAN++, Zhang et al. 2018, §3.2).
+
+    Example:
+        discriminator = Discriminator(image_size=64)
+        logits = discriminator([images, embeddings])  # [B]
+    """
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        embedding_dim: int = 512,
+        text_projection_dim: int = 128,
+        filters: int = 64,
+        spectral_norm: bool = False,
+        conditioning: str = "concat",
+        embedding_normalization: str = "whiten",
+        unconditional_output: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.embedding_normalization = embedding_normalization
+        if unconditional_output and conditioning != "projection":
+            raise ValueError(
+                "unconditional_output needs conditioning='projection' (its psi(phi(x)) term is "
+                "the caption-blind logit)"
+            )
+        self.unconditional_output = unconditional_output
+        if conditioning not in CONDITIONING_KINDS:
+            raise ValueError(
+                f"conditioning must be one of {CONDITIONING_KINDS}, got {conditioning!r}"
+            )
+        self.image_size = image_size
+        self.embedding_dim = embedding_dim
+        self.text_projection_dim = text_projection_dim
+        self.filters = filters
+        self.spectral_norm = spectral_norm
+        self.conditioning = conditioning
+
+        widths = dcgan.block_filters(filters, dcgan.upsampling_blocks(image_size))[::-1]
+        self.embedding_norm = EmbeddingStandardization(
+            mode=embedding_normalization, dtype="float32", name="embedding_norm"
+        )
+        self.down_blocks = []
+        for i, width in enumerate(widths):
+            # No batch norm on the first block (DCGAN) nor with spectral norm (Miyato et al.).
+            # A bias before batch norm is cancelled by it: its gradient is pure round-off, which
+            # Adam would scale up to full-size steps, so such convolutions have none.
+            normed = i > 0 and not spectral_norm
+            self.down_blocks.append(
+                self._normalized(
+                    dcgan.conv(
+                        width, 4, strides=2, padding="same", use_bias=not normed, name=f"down{i}"
+                    )
+                )
+            )
+            if normed:
+                self.down_blocks.append(dcgan.batch_norm(name=f"down{i}_norm"))
+            self.down_blocks.append(layers.LeakyReLU(0.2))
+        last = widths[-1]
+        if conditioning == "concat":
+            self.text_projection = self._normalized(
+                dcgan.dense(text_projection_dim, name="text_projection")
+            )
+            self.joint_conv = self._normalized(
+                dcgan.conv(last, 1, use_bias=spectral_norm, name="joint")
+            )
+            self.joint_norm = None if spectral_norm else dcgan.batch_norm(name="joint_norm")
+            self.to_logit = self._normalized(dcgan.conv(1, 4, padding="valid", name="logit"))
+        else:
+            self.features = self._normalized(dcgan.conv(last, 4, padding="valid", name="phi"))
+            self.psi = self._normalized(dcgan.dense(1, name="psi"))
+            self.text_embedding = self._normalized(dcgan.dense(last, use_bias=False, name="embed"))
+
+    def _normalized(self, layer):
+        return layers.SpectralNormalization(layer) if self.spectral_norm else layer
+
+    def call(self, inputs, training=False):
+        images, embeddings = inputs
+        embeddings = self.embedding_norm(embeddings)
+        x = images
+        for layer in self.down_blocks:
+            x = layer(x, training=training)  # reaches batch and spectral norm; others ignore it
+        if self.conditioning == "concat":
+            text = ops.leaky_relu(self.text_projection(embeddings, training=training), 0.2)
+            text = ops.tile(text[:, None, None, :], [1, 4, 4, 1])
+            x = ops.concatenate([x, ops.cast(text, x.dtype)], axis=-1)
+            x = self.joint_conv(x, training=training)
+            if self.joint_norm is not None:
+                x = self.joint_norm(x, training=training)
+            logits = self.to_logit(ops.leaky_relu(x, 0.2), training=training)
+        else:
+            phi = self.features(x, training=training)
+            phi = ops.leaky_relu(ops.reshape(phi, (-1, phi.shape[-1])), 0.2)
+            text = ops.cast(self.text_embedding(embeddings, training=training), phi.dtype)
+            projection = ops.sum(text * phi, axis=-1, keepdims=True)
+            realism = self.psi(phi, training=training)
+            logits = realism + projection
+            if self.unconditional_output:
+                return ops.cast(ops.concatenate([logits, realism], axis=-1), "float32")
+        return ops.cast(ops.reshape(logits, (-1,)), "float32")
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_size": self.image_size,
+            "embedding_normalization": self.embedding_normalization,
+            "unconditional_output": self.unconditional_output,
+            "embedding_dim": self.embedding_dim,
+            "text_projection_dim": self.text_projection_dim,
+            "filters": self.filters,
+            "spectral_norm": self.spectral_norm,
+            "conditioning": self.conditioning,
+        }

@@ -1,0 +1,1 @@
+"""TF Serving: signature names (no TensorFlow), SavedModel export, REST/gRPC clients."""

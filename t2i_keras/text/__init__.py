@@ -1,0 +1,1 @@
+"""Captions to vectors: the built-in Universal Sentence Encoder, the Keras layer, the cache."""

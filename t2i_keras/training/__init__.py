@@ -1,0 +1,1 @@
+"""Training runs: the trainer, run directories, callbacks, backups, tf.distribute."""

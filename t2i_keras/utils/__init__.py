@@ -1,0 +1,1 @@
+"""Small shared utilities (files, seeded noise, plots): no model, data or TensorFlow code."""

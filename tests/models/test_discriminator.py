@@ -1,0 +1,71 @@
+"""Discriminator: one float32 logit per example, each conditioning option, round trips."""
+
+import keras
+import numpy as np
+import pytest
+
+from t2i_keras.models.discriminator import Discriminator
+from tests.gan_helpers import inputs, tiny_discriminator
+
+
+@pytest.mark.parametrize("size", [32, 64, 128, 256])
+def test_one_logit_per_example_at_each_resolution(size):
+    embeddings, _, images = inputs(3, image_size=size)
+    logits = tiny_discriminator(size, filters=2)([images, embeddings])
+    assert logits.shape == (3,) and logits.dtype == "float32"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"spectral_norm": True},
+        {"conditioning": "projection"},
+        {"conditioning": "projection", "spectral_norm": True},
+    ],
+)
+def test_text_changes_the_logit_for_every_option(options):
+    embeddings, _, images = inputs(2)
+    discriminator = tiny_discriminator(**options)
+    a = np.asarray(discriminator([images, embeddings]))
+    b = np.asarray(discriminator([images, embeddings + 1.0]))
+    assert not np.allclose(a, b), "the discriminator must look at the caption"
+
+
+def test_spectral_norm_replaces_batch_norm():
+    with_sn = tiny_discriminator(spectral_norm=True)
+    assert not any(
+        isinstance(layer, keras.layers.BatchNormalization) for layer in with_sn.down_blocks
+    )
+    assert any(
+        isinstance(layer, keras.layers.SpectralNormalization) for layer in with_sn.down_blocks
+    )
+
+
+def test_reed_concatenation_happens_at_4x4():
+    discriminator = Discriminator()
+    embeddings = np.zeros((1, 512), np.float32)
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    for layer in discriminator.down_blocks:
+        x = layer(x)
+    assert x.shape == (1, 4, 4, 512)
+    assert discriminator([np.zeros((1, 64, 64, 3), np.float32), embeddings]).shape == (1,)
+
+
+def test_bad_conditioning_is_a_clear_error():
+    with pytest.raises(ValueError, match="conditioning must be one of"):
+        Discriminator(conditioning="attention")
+
+
+@pytest.mark.parametrize("options", [{}, {"spectral_norm": True, "conditioning": "projection"}])
+def test_config_and_keras_file_round_trip(tmp_path, options):
+    discriminator = tiny_discriminator(**options)
+    embeddings, _, images = inputs(3)
+    expected = np.asarray(discriminator([images, embeddings]))
+    assert (
+        Discriminator.from_config(discriminator.get_config()).get_config()
+        == discriminator.get_config()
+    )
+    discriminator.save(tmp_path / "d.keras")
+    restored = keras.saving.load_model(tmp_path / "d.keras")
+    np.testing.assert_allclose(np.asarray(restored([images, embeddings])), expected, atol=1e-6)

@@ -1,0 +1,199 @@
+"""TextToImageGAN: the train step's pieces (wrong images, GAN-INT, EMA), fit, options, saving."""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from t2i_keras.models.gan import TextToImageGAN
+from tests.gan_helpers import compile_tiny, inputs, tiny_batches, tiny_discriminator, tiny_gan
+
+
+def weights_of(model):
+    return [np.array(w) for w in model.weights]
+
+
+def changed(before, after):
+    return any(not np.allclose(a, b) for a, b in zip(before, after))
+
+
+def test_one_fit_step_trains_both_networks_and_moves_the_ema():
+    gan = compile_tiny(tiny_gan())
+    generator, discriminator, ema = (
+        weights_of(gan.generator),
+        weights_of(gan.discriminator),
+        weights_of(gan.ema_generator),
+    )
+    history = gan.fit(tiny_batches(), steps_per_epoch=1, epochs=1, verbose=0).history
+    assert changed(generator, weights_of(gan.generator))
+    assert changed(discriminator, weights_of(gan.discriminator))
+    assert changed(ema, weights_of(gan.ema_generator))
+    assert set(history) == {"d_loss", "g_loss", "d_real", "d_wrong", "d_fake"}
+    assert all(np.isfinite(v[0]) for v in history.values())
+
+
+def test_ema_is_the_moving_average_and_copies_batch_norm_statistics():
+    gan = compile_tiny(tiny_gan(ema_decay=0.25))
+    ema_before = weights_of(gan.ema_generator)
+    gan.fit(tiny_batches(), steps_per_epoch=1, epochs=1, verbose=0)
+    for ema0, ema1, weight in zip(ema_before, gan.ema_generator.weights, gan.generator.weights):
+        w = np.array(weight)
+        expected = 0.25 * ema0 + 0.75 * w if weight.trainable else w
+        np.testing.assert_allclose(np.array(ema1), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_wrong_term_is_masked_when_the_batch_has_one_class():
+    gan = compile_tiny(tiny_gan())
+    history = gan.fit(tiny_batches(classes=1), steps_per_epoch=1, epochs=1, verbose=0).history
+    assert history["d_wrong"] == [0.0]
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_train_step_with_and_without_xla(jit_compile):
+    gan = compile_tiny(tiny_gan(), jit_compile=jit_compile)
+    history = gan.fit(tiny_batches(), steps_per_epoch=2, epochs=1, verbose=0).history
+    assert np.isfinite(history["d_loss"][0]) and np.isfinite(history["g_loss"][0])
+
+
+def test_every_option_together_hinge_magp_ca_sn_projection():
+    gan = compile_tiny(
+        tiny_gan(
+            loss="hinge",
+            ma_gp_weight=2.0,
+            generator_kwargs={"conditioning_augmentation": True},
+            discriminator_kwargs={"spectral_norm": True, "conditioning": "projection"},
+        )
+    )
+    history = gan.fit(tiny_batches(), steps_per_epoch=2, epochs=1, verbose=0).history
+    assert {"gp", "kl"} <= set(history)
+    assert all(np.isfinite(v[0]) for v in history.values())
+    assert history["gp"][0] > 0
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_step_gives_finite_losses(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        gan = tiny_gan()
+        wrap = keras.optimizers.LossScaleOptimizer if policy == "mixed_float16" else (lambda o: o)
+        gan.compile(
+            d_optimizer=wrap(keras.optimizers.Adam(1e-3)),
+            g_optimizer=wrap(keras.optimizers.Adam(1e-3)),
+        )
+        before = weights_of(gan.generator)
+        history = gan.fit(tiny_batches(), steps_per_epoch=2, epochs=1, verbose=0).history
+        assert all(np.isfinite(v[0]) for v in history.values())
+        assert changed(before, weights_of(gan.generator))
+        embeddings, noise, _ = inputs(2)
+        assert gan.generate(embeddings, noise).dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_bad_options_are_clear_errors():
+    with pytest.raises(ValueError, match="loss must be one of"):
+        tiny_gan(loss="wasserstein")
+    with pytest.raises(ValueError, match="ema_decay"):
+        tiny_gan(ema_decay=1.0)
+
+
+def test_generate_is_seeded_and_uses_the_ema_generator():
+    gan = compile_tiny(tiny_gan())
+    gan.fit(tiny_batches(), steps_per_epoch=1, epochs=1, verbose=0)
+    embeddings, noise, _ = inputs(2)
+    np.testing.assert_array_equal(
+        np.asarray(gan.generate(embeddings, seed=3)), np.asarray(gan.generate(embeddings, seed=3))
+    )
+    np.testing.assert_allclose(
+        np.asarray(gan.generate(embeddings, noise)),
+        np.asarray(gan.ema_generator([embeddings, noise], training=False)),
+    )
+    assert not np.allclose(
+        np.asarray(gan.generate(embeddings, noise)), np.asarray(gan.generator([embeddings, noise]))
+    )
+
+
+def test_config_and_keras_file_round_trip_keeps_the_ema(tmp_path):
+    gan = compile_tiny(tiny_gan(generator_kwargs={"conditioning_augmentation": True}))
+    gan.fit(tiny_batches(), steps_per_epoch=1, epochs=1, verbose=0)
+    embeddings, noise, images = inputs(3)
+    gan.save(tmp_path / "gan.keras")
+    restored = keras.saving.load_model(tmp_path / "gan.keras", compile=False)
+    assert isinstance(restored, TextToImageGAN)
+    for key in ("loss", "gan_int_beta", "gan_int_weight", "ma_gp_weight", "ema_decay"):
+        assert restored.get_config()[key] == gan.get_config()[key]
+    assert restored.generator.get_config() == gan.generator.get_config()
+    for name in ("generator", "ema_generator"):
+        np.testing.assert_allclose(
+            np.asarray(getattr(restored, name)([embeddings, noise])),
+            np.asarray(getattr(gan, name)([embeddings, noise])),
+            atol=1e-6,
+        )
+    np.testing.assert_allclose(
+        np.asarray(restored.discriminator([images, embeddings])),
+        np.asarray(gan.discriminator([images, embeddings])),
+        atol=1e-6,
+    )
+
+
+def test_embedding_statistics_reach_every_network_and_survive_saving(tmp_path):
+    gan = tiny_gan()
+    rng = np.random.default_rng(0)
+    captions = rng.normal(3.0, 2.0, size=(500, 16)).astype(np.float32)
+    gan.set_embedding_statistics(captions)
+    for network in (gan.generator, gan.ema_generator, gan.discriminator):
+        standardized = np.asarray(network.embedding_norm(captions))
+        np.testing.assert_allclose(standardized.mean(0), 0.0, atol=1e-3)
+        np.testing.assert_allclose(standardized.std(0), 1.0, atol=1e-3)
+    gan.save(tmp_path / "gan.keras")
+    restored = keras.saving.load_model(tmp_path / "gan.keras", compile=False)
+    np.testing.assert_allclose(
+        np.asarray(restored.ema_generator.embedding_norm(captions)),
+        np.asarray(gan.ema_generator.embedding_norm(captions)),
+        atol=1e-6,
+    )
+
+
+def test_a_saved_gan_loads_with_its_optimizers_compiled_and_trains_on(tmp_path):
+    gan = compile_tiny(tiny_gan())
+    gan.fit(tiny_batches(), steps_per_epoch=2, epochs=1, verbose=0)
+    path = tmp_path / "gan.keras"
+    gan.save(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = keras.saving.load_model(path)
+    assert not [w for w in caught if "compile()" in str(w.message)], [
+        str(w.message) for w in caught
+    ]
+    assert loaded.compiled
+    for name in ("d_optimizer", "g_optimizer"):
+        optimizer, original = getattr(loaded, name), getattr(gan, name)
+        assert optimizer.get_config() == original.get_config()
+        assert int(optimizer.iterations) == int(original.iterations) == 2
+        for slot, saved in zip(optimizer.variables, original.variables):
+            np.testing.assert_array_equal(np.array(slot), np.array(saved))
+    before = weights_of(loaded.generator)
+    history = loaded.fit(tiny_batches(), steps_per_epoch=1, epochs=1, verbose=0).history
+    assert np.isfinite(history["g_loss"][0]) and changed(before, weights_of(loaded.generator))
+    assert int(loaded.g_optimizer.iterations) == 3
+
+
+def test_unconditional_loss_trains_the_realism_logit_on_real_versus_fake():
+    gan = compile_tiny(
+        tiny_gan(
+            loss="hinge",
+            discriminator_kwargs={"conditioning": "projection", "unconditional_output": True},
+        )
+    )
+    _, noise, images = inputs(3)
+    embeddings = inputs(3)[0]
+    logits = gan.discriminator([images, embeddings])
+    assert logits.shape == (3, 2)
+    history = gan.fit(tiny_batches(), steps_per_epoch=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["d_loss"][-1])
+
+
+def test_unconditional_output_needs_the_projection_discriminator():
+    with pytest.raises(ValueError, match="projection"):
+        tiny_discriminator(conditioning="concat", unconditional_output=True)

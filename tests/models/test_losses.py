@@ -1,0 +1,105 @@
+"""Each loss against values computed by hand on fixed logits (TF-GAN's style of loss test)."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from t2i_keras.models import losses
+
+REAL = [-5.0, 1.4, 12.5, 2.7]
+WRONG = [0.3, -2.0, 4.0, -0.5]
+FAKE = [1.0, -1.0, 0.0, 3.0]
+
+
+def softplus(x):
+    return math.log1p(math.exp(x)) if x < 30 else x
+
+
+def test_bce_discriminator_loss_matches_reeds_weighting():
+    got = losses.bce_discriminator_loss(tf.constant(REAL), tf.constant(WRONG), tf.constant(FAKE))
+    # -log sigmoid(r) = softplus(-r); -log(1 - sigmoid(x)) = softplus(x).
+    expected = [
+        softplus(-r) + 0.5 * (softplus(w) + softplus(f)) for r, w, f in zip(REAL, WRONG, FAKE)
+    ]
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)
+    # Spot-check one value written out in full: r=-5, w=0.3, f=1.
+    assert got.numpy()[0] == pytest.approx(5.006715348 + 0.5 * (0.854355244 + 1.313261687), 1e-6)
+
+
+def test_bce_wrong_mask_drops_the_wrong_term():
+    mask = tf.constant([1.0, 0.0, 1.0, 0.0])
+    got = losses.bce_discriminator_loss(
+        tf.constant(REAL), tf.constant(WRONG), tf.constant(FAKE), mask
+    ).numpy()
+    expected = [
+        softplus(-r) + 0.5 * (m * softplus(w) + softplus(f))
+        for r, w, f, m in zip(REAL, WRONG, FAKE, [1, 0, 1, 0])
+    ]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_bce_generator_loss_is_non_saturating():
+    got = losses.bce_generator_loss(tf.constant(REAL)).numpy()
+    np.testing.assert_allclose(got, [softplus(-x) for x in REAL], rtol=1e-6)
+    assert got[0] == pytest.approx(5.006715348, 1e-6)  # -log sigmoid(-5): large, not saturated
+
+
+def test_hinge_losses():
+    got = losses.hinge_discriminator_loss(
+        tf.constant(REAL), tf.constant(WRONG), tf.constant(FAKE)
+    ).numpy()
+    expected = [
+        max(0, 1 - r) + 0.5 * (max(0, 1 + w) + max(0, 1 + f)) for r, w, f in zip(REAL, WRONG, FAKE)
+    ]
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        got,
+        [6.0 + 0.5 * (1.3 + 2.0), 0.0 + 0.5 * (0 + 0), 0.5 * (5 + 1), 0.5 * (0.5 + 4)],
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        losses.hinge_generator_loss(tf.constant(REAL)).numpy(), [5.0, -1.4, -12.5, -2.7]
+    )
+
+
+def test_losses_are_float32_for_bfloat16_logits():
+    logits = tf.constant(REAL, tf.bfloat16)
+    assert losses.bce_generator_loss(logits).dtype == tf.float32
+    assert losses.hinge_discriminator_loss(logits, logits, logits).dtype == tf.float32
+
+
+def test_matching_aware_gradient_penalty_on_a_linear_critic():
+    """For D(x, e) = <a, x> + <b, e>, the gradient is (a, b) everywhere: the penalty is
+    k·‖(a, b)‖^p exactly."""
+    a = np.full((2, 2, 1), 0.5, np.float32)  # image gradient, norm 1
+    b = np.array([0.0, 2.0], np.float32)  # text gradient, norm 2
+
+    def critic(inputs):
+        images, embeddings = inputs[0], inputs[1]
+        return tf.reduce_sum(images * a, axis=[1, 2, 3]) + tf.reduce_sum(embeddings * b, axis=1)
+
+    critic_fn = lambda inputs, training=True: critic(inputs)  # noqa: E731
+    images = tf.random.normal((3, 2, 2, 1))
+    embeddings = tf.random.normal((3, 2))
+    logits, got = losses.matching_aware_gradient_penalty(
+        critic_fn, images, embeddings, weight=2.0, power=6
+    )
+    np.testing.assert_allclose(got.numpy(), [2.0 * math.sqrt(1 + 4) ** 6] * 3, rtol=1e-5)
+    np.testing.assert_allclose(logits.numpy(), critic([images, embeddings]).numpy(), rtol=1e-6)
+
+
+def test_conditioning_augmentation_kl():
+    zero = losses.conditioning_augmentation_kl(tf.zeros((2, 3)), tf.zeros((2, 3))).numpy()
+    np.testing.assert_allclose(zero, [0.0, 0.0], atol=1e-7)
+    mean = tf.constant([[1.0, 0.0]])
+    log_sigma = tf.constant([[0.0, math.log(2.0)]])
+    # ½[(1 + 1 − 1 − 0) + (4 + 0 − 1 − 2 ln 2)]
+    expected = 0.5 * (1.0 + 3.0 - 2 * math.log(2.0))
+    got = losses.conditioning_augmentation_kl(mean, log_sigma).numpy()
+    np.testing.assert_allclose(got, [expected], rtol=1e-6)
+    random = losses.conditioning_augmentation_kl(
+        tf.random.normal((50, 4)), tf.random.normal((50, 4))
+    )
+    assert np.all(random.numpy() >= 0)

@@ -1,0 +1,119 @@
+"""A whole (tiny) run through `train`: the run directory, resuming artefacts, load_run, generation,
+and the scripts' command lines."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from t2i_keras import config as t2i_config
+from t2i_keras.training.runs import generate_images, load_run
+from tests.gan_helpers import tiny_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_run_directory_holds_everything_to_reproduce_and_inspect(tiny_run):
+    run_dir, _ = tiny_run
+    for name in (
+        "config.json",
+        "model.keras",
+        "checkpoints/last.keras",
+        "history.json",
+        "training_curves.png",
+        "samples/epoch_0001.png",
+        "samples/epoch_0002.png",
+        "samples/latest.png",
+    ):
+        assert (run_dir / name).exists(), name
+    assert t2i_config.Config.load(run_dir / "config.json") == tiny_config()
+    history = json.loads((run_dir / "history.json").read_text())
+    assert len(history["d_loss"]) == 2 and len(history["g_loss"]) == 2
+    assert any((run_dir / "logs").rglob("events.out.tfevents*")), "TensorBoard logs missing"
+
+
+def test_load_run_gives_the_trained_model(tiny_run, text_encoder):
+    run_dir, gan = tiny_run
+    restored, config = load_run(run_dir)
+    a = generate_images(gan, text_encoder, ["a pink flower"], num_per_caption=3, seed=1)
+    b = generate_images(restored, text_encoder, ["a pink flower"], num_per_caption=3, seed=1)
+    assert a.shape == (1, 3, 32, 32, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    c = generate_images(restored, text_encoder, ["a pink flower"], num_per_caption=3, seed=2)
+    assert not np.array_equal(a, c)
+
+
+def test_load_run_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        load_run(tmp_path)
+    tiny_config().save(tmp_path / "config.json")
+    with pytest.raises(FileNotFoundError, match="finished an epoch"):
+        load_run(tmp_path)
+
+
+@pytest.mark.slow
+def test_generate_script_writes_a_grid(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    out = tmp_path / "grid.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO, "scripts", "generate.py"),
+            "--run",
+            str(run_dir),
+            "a flower with red round petals",
+            "a white flower",
+            "--num",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert out.exists() and out.stat().st_size > 1000
+
+
+def test_train_script_rejects_unknown_presets_and_bad_flags():
+    for flags in (["--preset", "nope"], ["--train.batch_size", "x"]):
+        result = subprocess.run(
+            [sys.executable, os.path.join(REPO, "scripts", "train.py"), *flags],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2 and "error" in result.stderr
+
+
+def test_training_on_real_photographs_coco_mini(shared_data, tmp_path, text_encoder):
+    """Prepare COCO-format data (80 real photos, 400 captions), train a few steps, generate."""
+    from t2i_keras.data.splits import load_split
+    from t2i_keras.training.trainer import train
+
+    coco_mini = shared_data / "coco-mini"
+    if not coco_mini.is_dir():
+        pytest.skip(f"{coco_mini} is absent")
+    config = tiny_config()
+    config.data.dataset, config.data.data_dir = "coco", str(coco_mini)
+    config.data.flip = False
+    config.data.test_split = "train"  # coco-mini has one split
+    config.train.eval_every, config.train.eval_samples = 2, 16  # FID during training, epoch 2
+    config.sample_captions = ("a man riding a wave on a surfboard", "a plate of food")
+    gan = train(config, tmp_path, verbose=0)
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["fid"]) == 1 and history["fid"][0] > 0
+    data = load_split(config, "train", text_encoder)
+    assert data.images.shape == (80, 32, 32, 3)
+    assert int(data.caption_counts.sum()) == 400
+    assert len(data.real_embeddings()) == 400
+    images = generate_images(gan, text_encoder, ["a giraffe standing in a field"], 2, seed=0)
+    assert images.shape == (1, 2, 32, 32, 3) and images.std() > 0
+    assert (tmp_path / "samples" / "epoch_0002.png").exists()
+    with pytest.raises(ValueError, match="set --data.data_dir"):
+        config.data.data_dir = ""
+        load_split(config, "train", text_encoder)
