@@ -44,6 +44,19 @@ def main() -> None:
     parser.add_argument("--classifier-images", type=int, default=defaults.classifier_images)
     parser.add_argument("--classifier-epochs", type=int, default=defaults.classifier_epochs)
     parser.add_argument("--matcher-epochs", type=int, default=defaults.matcher_epochs)
+    parser.add_argument(
+        "--robustness-samples",
+        type=int,
+        default=defaults.robustness_samples,
+        help="images per caption of the paraphrase/translation set",
+    )
+    parser.add_argument("--diversity-captions", type=int, default=defaults.diversity_captions)
+    parser.add_argument(
+        "--diversity-samples",
+        type=int,
+        default=defaults.diversity_samples,
+        help="noise vectors per caption for the diversity measure",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args()
 
@@ -61,6 +74,9 @@ def main() -> None:
         classifier_images=args.classifier_images,
         classifier_epochs=args.classifier_epochs,
         matcher_epochs=args.matcher_epochs,
+        robustness_samples=args.robustness_samples,
+        diversity_captions=args.diversity_captions,
+        diversity_samples=args.diversity_samples,
         progress=not args.quiet,
     )
     run_evaluation(args.model, args.out, options, args.dataset, args.data_dir, args.text_encoder)

@@ -13,17 +13,35 @@ import t2i_keras
 from t2i_keras.metrics.attributes import AttributeClassifier
 from t2i_keras.metrics.inception import FIDInceptionV3, LegacyBilinearResize
 from t2i_keras.metrics.r_precision import CaptionMatcher
+from t2i_keras.models import fusion
 from t2i_keras.models.conditioning import EmbeddingStandardization
+from t2i_keras.models.fused_generator import FusedGenerator
+from t2i_keras.models.residual_discriminator import ResidualDiscriminator
 from t2i_keras.text.encoder import TextEncoder
 from tests.gan_helpers import tiny_discriminator, tiny_gan, tiny_generator
 
 # Non-default values wherever cheap, so that an argument get_config forgets shows up.
 FACTORIES = {
-    "EmbeddingStandardization": lambda encoder: EmbeddingStandardization(epsilon=1e-3),
+    "EmbeddingStandardization": lambda encoder: EmbeddingStandardization(
+        epsilon=1e-3, mode="centre"
+    ),
     "Generator": lambda encoder: tiny_generator(conditioning_augmentation=True, seed=3),
     "Discriminator": lambda encoder: tiny_discriminator(
-        spectral_norm=True, conditioning="projection"
+        spectral_norm=True,
+        conditioning="projection",
+        embedding_normalization="centre",
+        unconditional_output=True,
     ),
+    "FusedGenerator": lambda encoder: FusedGenerator(
+        16, embedding_dim=8, z_dim=4, filters=2, embedding_normalization="whiten", seed=5
+    ),
+    "ResidualDiscriminator": lambda encoder: ResidualDiscriminator(
+        16, embedding_dim=8, filters=2, embedding_normalization="whiten"
+    ),
+    "TextAffine": lambda encoder: fusion.TextAffine(3),
+    "DeepFusion": lambda encoder: fusion.DeepFusion(3),
+    "FusedUpBlock": lambda encoder: fusion.FusedUpBlock(3, 2),
+    "ResidualDownBlock": lambda encoder: fusion.ResidualDownBlock(3, 4),
     "TextToImageGAN": lambda encoder: tiny_gan(
         loss="hinge",
         gan_int_beta=0.3,

@@ -38,6 +38,10 @@ def format_markdown(report: dict) -> str:
     if report["attributes"] is not None:
         lines += _attribute_section(report["attributes"])
     lines += _r_precision_section(report["r_precision"])
+    if report.get("robustness") is not None:
+        lines += _robustness_section(report["robustness"], report["attributes"])
+    if report.get("diversity") is not None:
+        lines += _diversity_section(report["diversity"])
     titles = {
         "held_out_captions": "Held-out captions: the real image, then generated samples",
         "sample_captions": "Fixed sample captions (the config's)",
@@ -135,4 +139,64 @@ def _r_precision_section(results: dict) -> list[str]:
         "|---|---:|---:|",
         f"| generated | {g['top1_mean']:.1%} ± {g['top1_std']:.1%} | {g['chance']:.0%} |",
         f"| real (ceiling) | {r['top1_mean']:.1%} ± {r['top1_std']:.1%} | {r['chance']:.0%} |",
+    ]
+
+
+def _accuracy_cells(scores: dict, names: list[str]) -> str:
+    return " | ".join(f"{scores[n]:.1%}" if n in scores else "–" for n in names)
+
+
+def _robustness_section(results: dict, template: dict | None) -> list[str]:
+    names = [n for n in results["overall"] if n != ALL_NAMED] + [ALL_NAMED]
+    header = " | ".join("**all named**" if n == ALL_NAMED else n.replace("_", " ") for n in names)
+    counts = results["counts"]
+    lines = [
+        "",
+        "## Caption robustness: paraphrases and translations",
+        "",
+        (
+            f"{counts['overall']} hand-written captions the templates never produce "
+            "(`t2i_keras/metrics/caption_robustness.json`, never trained on), "
+            f"{results['samples_per_caption']} images each, scored by the same attribute "
+            "classifier. Each accuracy counts only the captions that name the attribute."
+        ),
+        "",
+        f"| captions | n | {header} |",
+        "|---|---:|" + "---:|" * len(names),
+    ]
+    if template is not None:
+        lines.append(
+            f"| template captions (above) | {template['num_captions_naming'][ALL_NAMED]} | "
+            f"{_accuracy_cells(template['generated'], names)} |"
+        )
+    lines.append(
+        f"| all robustness captions | {counts['overall']} | "
+        f"{_accuracy_cells(results['overall'], names)} |"
+    )
+    for kind, scores in results["by_kind"].items():
+        lines.append(f"| {kind}s | {counts['by_kind'][kind]} | {_accuracy_cells(scores, names)} |")
+    for language, scores in results["by_language"].items():
+        lines.append(
+            f"| {language} | {counts['by_language'][language]} | "
+            f"{_accuracy_cells(scores, names)} |"
+        )
+    return lines
+
+
+def _diversity_section(results: dict) -> list[str]:
+    return [
+        "",
+        "## Diversity: different noise, different flowers",
+        "",
+        (
+            f"Mean pairwise distance between the Inception pool features of "
+            f"{results['samples_per_caption']} images drawn for one caption with different "
+            f"noise, averaged over {results['captions']} held-out captions; the real column "
+            "measures as many real held-out images showing what each caption names. A ratio "
+            "near 1 varies as the data does; near 0 is one image per caption."
+        ),
+        "",
+        "| generated | real | ratio |",
+        "|---:|---:|---:|",
+        f"| {results['generated']:.2f} | {results['real']:.2f} | {results['ratio']:.2f} |",
     ]

@@ -10,7 +10,11 @@ ceiling):
   show the petal colour, centre colour, petal count and shape its caption names? The ceiling
   scores the real image each caption was written for;
 - R-precision (AttnGAN, Xu et al. 2018; `t2i_keras.metrics.r_precision`): is the image's own
-  caption the best match among 100? The ceiling ranks the captions for their real images.
+  caption the best match among 100? The ceiling ranks the captions for their real images;
+- caption robustness (procedural flowers only, `t2i_keras.metrics.robustness`): attribute
+  accuracy on hand-written paraphrases and translations the templates never produce;
+- diversity (`t2i_keras.metrics.diversity`): how far apart the images of one caption are under
+  different noise, next to real images that fit the caption as well.
 It also draws caption grids and, for runs, the training curves, and writes `report.json` and a
 readable `report.md`. `scripts/evaluate.py` is the command line.
 """
@@ -29,7 +33,7 @@ from tqdm.auto import tqdm
 from t2i_keras.config import Config, get_preset
 from t2i_keras.data.splits import CaptionedImages, load_split, sample_caption_pairs, split_identity
 from t2i_keras.evaluation.report import write_report
-from t2i_keras.metrics import attributes, fid, r_precision
+from t2i_keras.metrics import attributes, diversity, fid, r_precision, robustness
 from t2i_keras.metrics.inception import InceptionFeatures
 from t2i_keras.serving import export
 from t2i_keras.text.encoder import TextEncoder, encoder_identity
@@ -57,6 +61,9 @@ class EvaluationOptions:
         classifier_images: training flowers of the attribute classifier.
         classifier_epochs: its training epochs.
         matcher_epochs: training epochs of R-precision's image-caption matcher.
+        robustness_samples: generated images per caption of the robustness set.
+        diversity_captions: held-out captions the diversity is measured on.
+        diversity_samples: images per caption (noise vectors) for the diversity.
         progress: progress bars and per-stage messages.
     """
 
@@ -71,6 +78,9 @@ class EvaluationOptions:
     classifier_images: int = attributes.DEFAULT_TRAIN_IMAGES
     classifier_epochs: int = attributes.DEFAULT_EPOCHS
     matcher_epochs: int = 20
+    robustness_samples: int = 2
+    diversity_captions: int = 32
+    diversity_samples: int = 8
     progress: bool = True
 
 
@@ -177,7 +187,8 @@ def evaluate(model: ModelUnderTest, out_dir: str | os.PathLike, options: Evaluat
 
     Returns:
         The report (what `report.json` holds): `model`, `dataset`, `options`, `fid`,
-        `attributes` (None unless procedural flowers), `r_precision` and `images` (file names).
+        `attributes` and `robustness` (None unless procedural flowers), `r_precision`,
+        `diversity` and `images` (file names).
     """
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -205,20 +216,34 @@ def evaluate(model: ModelUnderTest, out_dir: str | os.PathLike, options: Evaluat
             f"{real.shape[1:3]} ones: evaluate on data of the size it was trained at"
         )
 
+    features = InceptionFeatures()
     report = {
         "model": {"path": str(model.path), "kind": model.kind},
         "dataset": dataclasses.asdict(config.data),
         "text_encoder": config.text_encoder,
         "num_test_images": len(test.images),
         "options": dataclasses.asdict(o),
-        "fid": image_quality(train, test, generated, config, o),
+        "fid": image_quality(train, test, generated, features, config, o),
         "attributes": None,
+        "robustness": None,
         "r_precision": caption_retrieval(
             train, test, generated, real, image_index, caption_index, config, o
         ),
     }
+    targets = None
     if config.data.dataset == "flowers":
-        report["attributes"] = attribute_consistency(test, generated, real, captions, config, o)
+        if o.progress:
+            tqdm.write("Attribute classifier")
+        settings = attributes.ClassifierSettings(
+            config.data.image_size, config.data.seed, o.classifier_images, o.classifier_epochs
+        )
+        classifier = attributes.load_attribute_classifier(
+            settings, verbose=2 if o.progress else 0
+        )
+        report["attributes"] = attribute_consistency(test, generated, real, captions, classifier, o)
+        report["robustness"] = caption_robustness(model.generate, classifier, o)
+        targets = attributes.caption_targets(captions)
+    report["diversity"] = noise_diversity(model.generate, test, captions, targets, features, o)
     report["images"] = draw_samples(model, test, image_index, caption_index, out_dir, o)
     return report
 
@@ -227,6 +252,7 @@ def image_quality(
     train: CaptionedImages,
     test: CaptionedImages,
     generated: np.ndarray,
+    features: InceptionFeatures,
     config: Config,
     options: EvaluationOptions,
 ) -> dict:
@@ -234,7 +260,6 @@ def image_quality(
     against every real test image (whose features are cached)."""
     if options.progress:
         tqdm.write("Inception features (FID, KID)")
-    features = InceptionFeatures()
     reference = fid.cached_reference_statistics(
         cache_key(split_identity(config, "test")),
         lambda: features(test.images, progress=options.progress),
@@ -260,22 +285,11 @@ def attribute_consistency(
     generated: np.ndarray,
     real: np.ndarray,
     captions: Sequence[str],
-    config: Config,
+    classifier: attributes.AttributeClassifier,
     options: EvaluationOptions,
 ) -> dict:
     """Attribute accuracy (procedural flowers) of generated vs real images for the same captions,
     the chance level, and the classifier's accuracy on every held-out real image."""
-    if options.progress:
-        tqdm.write("Attribute classifier")
-    settings = attributes.ClassifierSettings(
-        config.data.image_size,
-        config.data.seed,
-        options.classifier_images,
-        options.classifier_epochs,
-    )
-    classifier = attributes.load_attribute_classifier(
-        settings, verbose=2 if options.progress else 0
-    )
     targets = attributes.caption_targets(captions)
     truth = attributes.attribute_labels(test.attributes)
     return {
@@ -337,6 +351,55 @@ def caption_retrieval(
         "real": r_precision.r_precision(matcher.encode_images(real), **pool),
         "matcher": {"train_images": len(train.images), "epochs": options.matcher_epochs},
     }
+
+
+def caption_robustness(
+    generate: GenerateFn, classifier: attributes.AttributeClassifier, options: EvaluationOptions
+) -> dict:
+    """Attribute accuracy on the held-out paraphrases and translations (`metrics.robustness`)."""
+    if options.progress:
+        tqdm.write("Caption robustness: paraphrases and translations")
+
+    def generate_batched(captions, per_caption, seed):
+        return generate_in_batches(generate, captions, per_caption, seed, options.batch_size)
+
+    return robustness.caption_robustness(
+        generate_batched,
+        classifier,
+        robustness.load_caption_set(),
+        options.robustness_samples,
+        options.seed,
+    )
+
+
+def noise_diversity(
+    generate: GenerateFn,
+    test: CaptionedImages,
+    captions: Sequence[str],
+    targets: dict[str, np.ndarray] | None,
+    features: InceptionFeatures,
+    options: EvaluationOptions,
+) -> dict:
+    """Within-caption diversity of generated vs real images (`metrics.diversity`): real images
+    fitting each caption's named attributes on procedural flowers (`targets`), else any."""
+    if options.progress:
+        tqdm.write("Diversity: Inception distances between the samples of one caption")
+    count = min(options.diversity_captions, len(captions))
+    real_index = diversity.matching_real_images(
+        {name: labels[:count] for name, labels in targets.items()} if targets else {},
+        attributes.attribute_labels(test.attributes) if targets else None,
+        len(test.images),
+        options.diversity_samples,
+        np.random.default_rng(options.seed),
+        groups=count,
+    )
+
+    def generate_batched(caption_list, per_caption, seed):
+        return generate_in_batches(generate, caption_list, per_caption, seed, options.batch_size)
+
+    return diversity.caption_diversity(
+        generate_batched, features, list(captions[:count]), test.images, real_index, options.seed
+    )
 
 
 def draw_samples(

@@ -64,6 +64,7 @@ def matching_real_images(
     num_images: int,
     per_caption: int,
     rng: np.random.Generator,
+    groups: int | None = None,
 ) -> np.ndarray:
     """int [G, per_caption]: for each caption, real image indices that show what it names.
 
@@ -73,8 +74,10 @@ def matching_real_images(
         num_images: how many real images there are.
         per_caption: images wanted per caption.
         rng: draws them.
+        groups: the number of captions (default: the targets' length).
     """
-    groups = len(next(iter(targets.values())))
+    if groups is None:
+        groups = len(next(iter(targets.values())))
     chosen = np.empty((groups, per_caption), np.int64)
     for g in range(groups):
         fits = np.ones(num_images, bool)

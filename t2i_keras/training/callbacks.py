@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import time
 from collections.abc import Sequence
 
 import keras
@@ -109,3 +110,40 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
 def finite_logs(logs) -> bool:
     """True when every value in a callback's logs is finite (no NaN/Inf loss)."""
     return all(math.isfinite(float(v)) for v in (logs or {}).values())
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall-clock time of every optimizer step, summarized into `timing.json` after training.
+
+    The median is the number to compare configurations by: it leaves out the first step's graph
+    tracing and the epoch ends' samples and checkpoints, which the total includes.
+
+    Args:
+        path: where `timing.json` goes ({"steps", "seconds", "seconds_per_step"}).
+    """
+
+    def __init__(self, path: str | pathlib.Path):
+        super().__init__()
+        self.path = pathlib.Path(path)
+        self.durations: list[float] = []
+        self._started = 0.0
+        self._began = None
+
+    def on_train_begin(self, logs=None):
+        self._began = self._began or time.perf_counter()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.durations.append(time.perf_counter() - self._started)
+
+    def on_train_end(self, logs=None):
+        if not self.durations:
+            return
+        summary = {
+            "steps": len(self.durations),
+            "seconds": time.perf_counter() - self._began,
+            "seconds_per_step": float(np.median(self.durations)),
+        }
+        files.atomic_write_bytes(self.path, (json.dumps(summary, indent=2) + "\n").encode())

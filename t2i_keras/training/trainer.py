@@ -9,6 +9,7 @@ Run-directory layout:
     <run_dir>/backup/step_N/        the latest backups (resume after a kill; see training.backup)
     <run_dir>/samples/epoch_XXXX.png  fixed captions x fixed noise, EMA generator
     <run_dir>/history.json, training_curves.png, logs/ (TensorBoard)
+    <run_dir>/timing.json           steps run, seconds, median seconds per step
 """
 
 from __future__ import annotations
@@ -157,6 +158,7 @@ def _train(config, out_dir, strategy, verbose, export_dir) -> TextToImageGAN:
         )
     callbacks += [
         t2i_callbacks.TrainingCurves(out_dir),
+        t2i_callbacks.StepTimer(out_dir / "timing.json"),
         t2i_callbacks.AtomicModelCheckpoint(out_dir / "checkpoints" / "last.keras"),
         keras.callbacks.TensorBoard(out_dir / "logs", update_freq="epoch"),
     ]

@@ -35,6 +35,9 @@ def test_evaluate_script_writes_the_reports_for_a_run(tiny_run, tmp_path):
         "--classifier-images": 256,
         "--classifier-epochs": 1,
         "--matcher-epochs": 1,
+        "--robustness-samples": 1,
+        "--diversity-captions": 3,
+        "--diversity-samples": 2,
     }
     flags = [str(part) for option in options.items() for part in option] + ["--quiet"]
     script = os.path.join(REPO, "scripts", "evaluate.py")
@@ -63,8 +66,15 @@ def test_evaluate_script_writes_the_reports_for_a_run(tiny_run, tmp_path):
         assert r["num_candidates"] == 100 and r["num_images"] == 16 and r["chance"] == 0.01
         assert 0 <= r["top1_mean"] <= 1
 
+    robust = report["robustness"]
+    assert robust["counts"]["overall"] >= 200 and len(robust["by_language"]) >= 7
+    assert 0 <= robust["overall"]["petal_colour"] <= 1
+    assert report["diversity"]["captions"] == 3 and report["diversity"]["samples_per_caption"] == 2
+    assert report["diversity"]["real"] > 0 and report["diversity"]["generated"] >= 0
+
     markdown = (out / "report.md").read_text()
-    for heading in ("FID and KID", "attribute accuracy", "R-precision", "Training curves"):
+    headings = ("FID and KID", "attribute accuracy", "R-precision", "Caption robustness", "Diversity")
+    for heading in headings + ("Training curves",):
         assert heading in markdown
     assert "| generated |" in markdown and "| real (ceiling) |" in markdown
     assert set(report["images"]) == {"held_out_captions", "sample_captions", "training_curves"}
