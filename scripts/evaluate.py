@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main() -> None:
-    from t2i_keras.config import DATASETS
+    from t2i_keras.data.kinds import DATASETS
     from t2i_keras.evaluation.runner import EvaluationOptions
 
     defaults = EvaluationOptions()

@@ -76,7 +76,10 @@ def train(
     (`t2i_keras.serving.export`).
     """
     t = config.train
-    strategy = strategy or distribute.choose_strategy(t.strategy)
+    if strategy is None:
+        strategy = distribute.choose_strategy(t.strategy)  # applies Keras' fixes when distributed
+    elif strategy is not tf.distribute.get_strategy():
+        distribute.install_keras_workarounds()  # the caller's own distributed strategy
     precision = distribute.default_precision() if t.precision == "auto" else t.precision
     if t.jit_compile and strategy.num_replicas_in_sync > 1:
         raise ValueError(
