@@ -177,9 +177,20 @@ def _robustness_section(results: dict, template: dict | None) -> list[str]:
         lines.append(f"| {kind}s | {counts['by_kind'][kind]} | {_accuracy_cells(scores, names)} |")
     for language, scores in results["by_language"].items():
         lines.append(
-            f"| {language} | {counts['by_language'][language]} | "
-            f"{_accuracy_cells(scores, names)} |"
+            f"| {language} | {counts['by_language'][language]} | {_accuracy_cells(scores, names)} |"
         )
+    ceiling = results.get("encoder_ceiling")
+    if ceiling is not None:
+        groups = {"all": ceiling["overall"], **ceiling["by_kind"], **ceiling["by_language"]}
+        lines += [
+            "",
+            (
+                "The text encoder's ceiling for petal colour: how often the training caption "
+                "nearest to each of these captions (cosine of USE embeddings) names the same "
+                "petal colour. A generator that has learnt the training captions perfectly draws "
+                "at best this: " + ", ".join(f"{k} {v:.0%}" for k, v in groups.items()) + "."
+            ),
+        ]
     return lines
 
 

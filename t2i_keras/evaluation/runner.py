@@ -36,6 +36,7 @@ from t2i_keras.evaluation.report import write_report
 from t2i_keras.metrics import attributes, diversity, fid, r_precision, robustness
 from t2i_keras.metrics.inception import InceptionFeatures
 from t2i_keras.serving import export
+from t2i_keras.text.embeddings import embed_captions
 from t2i_keras.text.encoder import TextEncoder, encoder_identity
 from t2i_keras.training.runs import generate_images, load_run
 from t2i_keras.utils import plots
@@ -237,11 +238,9 @@ def evaluate(model: ModelUnderTest, out_dir: str | os.PathLike, options: Evaluat
         settings = attributes.ClassifierSettings(
             config.data.image_size, config.data.seed, o.classifier_images, o.classifier_epochs
         )
-        classifier = attributes.load_attribute_classifier(
-            settings, verbose=2 if o.progress else 0
-        )
+        classifier = attributes.load_attribute_classifier(settings, verbose=2 if o.progress else 0)
         report["attributes"] = attribute_consistency(test, generated, real, captions, classifier, o)
-        report["robustness"] = caption_robustness(model.generate, classifier, o)
+        report["robustness"] = caption_robustness(model.generate, classifier, train, encoder, o)
         targets = attributes.caption_targets(captions)
     report["diversity"] = noise_diversity(model.generate, test, captions, targets, features, o)
     report["images"] = draw_samples(model, test, image_index, caption_index, out_dir, o)
@@ -354,22 +353,32 @@ def caption_retrieval(
 
 
 def caption_robustness(
-    generate: GenerateFn, classifier: attributes.AttributeClassifier, options: EvaluationOptions
+    generate: GenerateFn,
+    classifier: attributes.AttributeClassifier,
+    train: CaptionedImages,
+    encoder: TextEncoder,
+    options: EvaluationOptions,
 ) -> dict:
-    """Attribute accuracy on the held-out paraphrases and translations (`metrics.robustness`)."""
+    """Attribute accuracy on the held-out paraphrases and translations (`metrics.robustness`),
+    with the text encoder's nearest-training-caption ceiling beside it."""
     if options.progress:
         tqdm.write("Caption robustness: paraphrases and translations")
+    rows = robustness.load_caption_set()
 
     def generate_batched(captions, per_caption, seed):
         return generate_in_batches(generate, captions, per_caption, seed, options.batch_size)
 
-    return robustness.caption_robustness(
-        generate_batched,
-        classifier,
-        robustness.load_caption_set(),
-        options.robustness_samples,
-        options.seed,
+    report = robustness.caption_robustness(
+        generate_batched, classifier, rows, options.robustness_samples, options.seed
     )
+    valid = np.arange(train.captions.shape[1]) < train.caption_counts[:, None]
+    report["encoder_ceiling"] = robustness.encoder_ceiling(
+        embed_captions([r["text"] for r in rows], encoder, cache_root=False, progress=False),
+        rows,
+        train.embeddings[valid],
+        train.captions[valid].astype(str),
+    )
+    return report
 
 
 def noise_diversity(

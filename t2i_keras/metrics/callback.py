@@ -11,6 +11,7 @@ epochs and runs of one setting.
 from __future__ import annotations
 
 import pathlib
+import time
 from collections.abc import Callable, Sequence
 
 import keras
@@ -141,10 +142,16 @@ class GenerationMetrics(keras.callbacks.Callback):
             values.update({f"attributes_{name}": value for name, value in accuracy.items()})
         return values
 
+    def on_train_begin(self, logs=None):
+        self.started = getattr(self, "started", None) or time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_epochs:
             return
         values = self.measure()
+        # Wall-clock minutes since this process started training (measurements included), for
+        # metrics-against-time plots; a resumed run counts from its own start.
+        values["measured_minutes"] = (time.perf_counter() - self.started) / 60
         if logs is not None:
             logs.update(values)
         if self.writer is not None:

@@ -100,3 +100,39 @@ def caption_robustness(
             )
             report["counts"][group][value] = int(keep.sum()) // samples_per_caption
     return report
+
+
+def encoder_ceiling(
+    query_embeddings: np.ndarray,
+    rows: Sequence[dict],
+    train_embeddings: np.ndarray,
+    train_captions: Sequence[str],
+) -> dict:
+    """How often the training caption nearest to each robustness caption names its petal colour.
+
+    A generator learns images for the training captions; for a caption it has never seen it can
+    at best draw what the encoder's nearest training caption asks for. The fraction of captions
+    whose nearest training caption (cosine of the raw encoder embeddings) names the labelled
+    petal colour is that ceiling, per kind and per language: where it is low, the text encoder
+    itself confuses the caption, whatever the generator does.
+
+    Args:
+        query_embeddings: float [N, D], the encoder's embeddings of `rows`' texts.
+        rows: the labelled captions (`load_caption_set`).
+        train_embeddings: float [M, D] of training captions.
+        train_captions: the M training captions (their petal colour is read by
+            `attributes.caption_targets`).
+    """
+
+    def unit(x):
+        x = np.asarray(x, np.float64)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+    named = attributes.caption_targets(list(train_captions))["petal_colour"]
+    nearest = np.argmax(unit(query_embeddings) @ unit(train_embeddings).T, axis=1)
+    right = named[nearest] == caption_set_targets(rows)["petal_colour"]
+    report = {"overall": float(right.mean())}
+    for group, key in (("by_kind", "kind"), ("by_language", "language")):
+        labels = np.array([r[key] for r in rows])
+        report[group] = {v: float(right[labels == v].mean()) for v in sorted(set(labels))}
+    return report

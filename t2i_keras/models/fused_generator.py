@@ -85,7 +85,9 @@ class FusedGenerator(keras.Model):
     def condition(self, embeddings, noise):
         """[noise, standardized embedding]: what every fusion block reads (DF-GAN §3.2)."""
         text = self.embedding_norm(embeddings)
-        return ops.concatenate([ops.cast(noise, self.compute_dtype), ops.cast(text, self.compute_dtype)], -1)
+        return ops.concatenate(
+            [ops.cast(noise, self.compute_dtype), ops.cast(text, self.compute_dtype)], -1
+        )
 
     def generate(self, embeddings, noise, training=False):
         """Images and a zero KL term per example (the train step's interface; no CA here)."""

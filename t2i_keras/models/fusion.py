@@ -192,7 +192,11 @@ class ResidualDownBlock(keras.layers.Layer):
 
     def build(self, input_shape):
         batch, height, width, _ = input_shape
-        half = (batch, None if height is None else height // 2, None if width is None else width // 2)
+        half = (
+            batch,
+            None if height is None else height // 2,
+            None if width is None else width // 2,
+        )
         self.conv0.build(input_shape)
         self.conv1.build((*half, self.out_channels))
         if self.shortcut is not None:

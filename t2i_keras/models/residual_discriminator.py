@@ -55,7 +55,9 @@ class ResidualDiscriminator(keras.Model):
             ResidualDownBlock(w_in, w_out, name=f"down{i}")
             for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:]))
         ]
-        self.joint_conv = layers.Conv2D(2 * filters, 3, padding="same", use_bias=False, name="joint")
+        self.joint_conv = layers.Conv2D(
+            2 * filters, 3, padding="same", use_bias=False, name="joint"
+        )
         self.to_logit = layers.Conv2D(1, 4, padding="valid", use_bias=False, name="logit")
 
     def build(self, input_shape):

@@ -89,6 +89,8 @@ class TrainingCurves(keras.callbacks.Callback):
         history = json.dumps(self.history, indent=1).encode()
         files.atomic_write_bytes(self.run_dir / "history.json", history)
         plots.save_training_curves(self.history, self.run_dir / "training_curves.png")
+        if "measured_minutes" in self.history:  # GenerationMetrics ran (train.eval_every)
+            plots.save_metrics_over_time(self.history, self.run_dir / "metrics_over_time.png")
 
 
 class AtomicModelCheckpoint(keras.callbacks.Callback):

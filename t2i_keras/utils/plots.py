@@ -78,3 +78,29 @@ def save_training_curves(
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def save_metrics_over_time(
+    history: Mapping[str, Sequence[float]], path: str | pathlib.Path
+) -> pathlib.Path:
+    """FID (left) and attribute accuracies (right) against training wall-clock minutes, from
+    the `measured_minutes`, `fid` and `attributes_*` entries of a run's history, as a PNG."""
+    minutes = np.asarray(history["measured_minutes"])
+    figure, (quality, accuracy) = plt.subplots(1, 2, figsize=(10, 3.5), dpi=90)
+    quality.plot(minutes, np.asarray(history["fid"])[: len(minutes)], marker="o", label="FID")
+    for name, values in history.items():
+        if name.startswith("attributes_"):
+            label = name.removeprefix("attributes_").replace("_", " ")
+            accuracy.plot(minutes, np.asarray(values)[: len(minutes)], marker="o", label=label)
+    quality.set(title="FID (lower is better)", xlabel="training minutes")
+    accuracy.set(title="attribute accuracy", xlabel="training minutes", ylim=(0, 1))
+    for axis in (quality, accuracy):
+        axis.grid(alpha=0.3)
+        if axis.lines:
+            axis.legend(fontsize=8)
+    figure.tight_layout()
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path

@@ -73,7 +73,13 @@ def test_evaluate_script_writes_the_reports_for_a_run(tiny_run, tmp_path):
     assert report["diversity"]["real"] > 0 and report["diversity"]["generated"] >= 0
 
     markdown = (out / "report.md").read_text()
-    headings = ("FID and KID", "attribute accuracy", "R-precision", "Caption robustness", "Diversity")
+    headings = (
+        "FID and KID",
+        "attribute accuracy",
+        "R-precision",
+        "Caption robustness",
+        "Diversity",
+    )
     for heading in headings + ("Training curves",):
         assert heading in markdown
     assert "| generated |" in markdown and "| real (ceiling) |" in markdown
@@ -143,6 +149,9 @@ def test_the_callback_logs_metrics_on_measuring_epochs(tmp_path):
     assert history["fid"][0] > 0 and 0 <= history["attributes_all_named"][0] <= 1
     on_disk = json.loads((tmp_path / "history.json").read_text())
     assert on_disk["fid"] == pytest.approx(history["fid"])
+    # Wall-clock minutes with each measurement, and the plot of metrics against them.
+    assert len(history["measured_minutes"]) == 1 and history["measured_minutes"][0] > 0
+    assert (tmp_path / "metrics_over_time.png").stat().st_size > 0
     logged = summaries(tmp_path / "logs")
     assert {step for _, step in logged} == {2}
     assert logged["fid", 2] == pytest.approx(history["fid"][0])

@@ -21,7 +21,10 @@ def test_a_collapsed_generator_scores_zero_and_a_data_like_one_about_one():
 
 
 def test_real_images_are_matched_on_the_named_attributes():
-    truth = {"petal_colour": np.array([0, 1, 1, 1, 2, 0]), "centre_colour": np.array([0, 0, 1, 1, 0, 1])}
+    truth = {
+        "petal_colour": np.array([0, 1, 1, 1, 2, 0]),
+        "centre_colour": np.array([0, 0, 1, 1, 0, 1]),
+    }
     targets = {"petal_colour": np.array([1, 0]), "centre_colour": np.array([1, -1])}
     chosen = diversity.matching_real_images(targets, truth, 6, 2, np.random.default_rng(0))
     assert set(chosen[0]) == {2, 3}  # petal 1 with centre 1

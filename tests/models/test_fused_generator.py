@@ -1,4 +1,4 @@
-"""FusedGenerator and ResidualDiscriminator: shapes, text response, no batch coupling, round trips."""
+"""FusedGenerator and ResidualDiscriminator: shapes, text response, no batch coupling, saving."""
 
 import json
 
@@ -18,7 +18,9 @@ def tiny_fused(image_size=16, **kwargs):
 
 
 def tiny_residual(image_size=16, **kwargs):
-    return ResidualDiscriminator(image_size=image_size, embedding_dim=EMBEDDING_DIM, filters=2, **kwargs)
+    return ResidualDiscriminator(
+        image_size=image_size, embedding_dim=EMBEDDING_DIM, filters=2, **kwargs
+    )
 
 
 def _trained_like(generator):
