@@ -240,7 +240,11 @@ def _quickstart() -> Config:
     32x32 images make a step ~5x cheaper than 64x64, so the matching-aware discriminator gets the
     few thousand steps it needs to learn which colour a caption names. Hinge loss with a
     spectral-norm projection discriminator (Miyato et al. 2018; Miyato & Koyama 2018) starts
-    drawing flowers several times sooner than Reed's BCE + batch-norm discriminator here.
+    drawing flowers several times sooner than Reed's BCE + batch-norm discriminator here. Of the
+    variants measured at 20 epochs (README, "Which configuration"), none did better: DF-GAN's
+    recipe, centred and perturbed captions, an unconditional realism loss, deep fusion. 20 epochs
+    score as 40 did, in half the time. FID and attribute accuracy are measured every 5 epochs on
+    64 held-out captions (`metrics_over_time.png`).
     """
     return Config(
         preset="quickstart",
@@ -251,9 +255,26 @@ def _quickstart() -> Config:
             spectral_norm=True,
             discriminator_conditioning="projection",
         ),
-        train=TrainConfig(batch_size=64, epochs=40, lr_halve_every=0, loss="hinge", ema_decay=0.99),
+        train=TrainConfig(
+            batch_size=64,
+            epochs=20,
+            lr_halve_every=0,
+            loss="hinge",
+            ema_decay=0.99,
+            eval_every=5,
+            eval_samples=64,
+        ),
         samples_per_caption=6,
     )
+
+
+def _quickstart_long() -> Config:
+    """The quickstart for 100 epochs (6,200 steps, about 40 minutes of training on 2 cores at
+    the 0.37 s per step measured here), measured every 10 epochs on 200 held-out captions."""
+    config = _quickstart()
+    config.preset = "quickstart_long"
+    config.train.epochs, config.train.eval_every, config.train.eval_samples = 100, 10, 200
+    return config
 
 
 def _reed(dataset: str, data_dir: str, **data) -> Config:
@@ -327,6 +348,7 @@ def _procedural64() -> Config:
 
 PRESETS = {
     "quickstart": _quickstart,
+    "quickstart_long": _quickstart_long,
     "dfgan_flowers64": lambda: _dfgan(_flowers64(), "dfgan_flowers64"),
     "dfgan_birds64": lambda: _dfgan(_birds64(), "dfgan_birds64"),
     "dfgan_coco64": lambda: _dfgan(_coco64(), "dfgan_coco64"),
