@@ -142,7 +142,8 @@ def _train(config, out_dir, strategy, verbose, export_dir) -> TextToImageGAN:
             log_dir=out_dir / "logs",
         ),
     ]
-    if t.eval_every > 0 and distribute.is_chief(strategy):
+    # Only when a measurement will happen: the callback trains (or loads) a classifier up front.
+    if 0 < t.eval_every <= t.epochs and distribute.is_chief(strategy):
         # Before TrainingCurves and TensorBoard: it adds its metrics to the epoch's logs.
         flowers_classifier = (
             load_attribute_classifier(ClassifierSettings(config.data.image_size, config.data.seed))

@@ -19,6 +19,25 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 Z_DIM = 100  # the quickstart preset's noise size (tiny_config keeps it)
 
 
+@pytest.fixture(scope="module", params=["dcgan", "dfgan"])
+def tiny_run(request, tmp_path_factory, text_encoder):
+    """The tiny run of each architecture: every export and TF Serving check below runs on Reed's
+    DCGAN and on the deep-fusion generator alike (overrides the session fixture)."""
+    from t2i_keras.training.trainer import train
+    from tests.gan_helpers import tiny_config
+
+    config = tiny_config()
+    config.model.architecture = request.param
+    run_dir = tmp_path_factory.mktemp(f"run_{request.param}")
+    return run_dir, train(config, run_dir, verbose=0)
+
+
+@pytest.fixture(scope="module")
+def exported_model(tmp_path_factory, tiny_run, text_encoder):
+    root = tmp_path_factory.mktemp("saved_models") / "tiny"
+    return export.export_saved_model(tiny_run[1], text_encoder, root, max_batch=8)
+
+
 @pytest.fixture(scope="module")
 def loaded(exported_model):
     return export.load_saved_model(exported_model)

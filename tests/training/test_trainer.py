@@ -1,6 +1,7 @@
 """A whole (tiny) run through `train`: the run directory, resuming artefacts, load_run, generation,
 and the scripts' command lines."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 
 from t2i_keras import config as t2i_config
 from t2i_keras.training.runs import generate_images, load_run
+from t2i_keras.training.trainer import train
 from tests.gan_helpers import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -117,3 +119,23 @@ def test_training_on_real_photographs_coco_mini(shared_data, tmp_path, text_enco
     with pytest.raises(ValueError, match="set --data.data_dir"):
         config.data.data_dir = ""
         load_split(config, "train", text_encoder)
+
+
+@pytest.mark.parametrize("preset", ["quickstart", "dfgan_flowers64"])
+def test_a_preset_trains_a_few_steps_end_to_end(preset, tmp_path, text_encoder):
+    """The preset's networks, losses and recipe as they are, on a few procedural flowers."""
+    config = t2i_config.get_preset(preset)
+    config.data = dataclasses.replace(
+        config.data, dataset="flowers", data_dir="", num_train=16, num_test=8
+    )
+    config.model.generator_filters = config.model.discriminator_filters = 2
+    config.train = dataclasses.replace(
+        config.train, batch_size=8, epochs=1, steps_per_epoch=2, eval_every=0, precision="float32"
+    )
+    config.sample_captions, config.samples_per_caption = ("a red flower",), 1
+    gan = train(config, tmp_path, verbose=0)
+    expected = "FusedGenerator" if preset.startswith("dfgan") else "Generator"
+    assert type(gan.generator).__name__ == expected
+    assert (tmp_path / "model.keras").exists()
+    timing = (tmp_path / "timing.json").read_text()
+    assert '"steps": 2' in timing
