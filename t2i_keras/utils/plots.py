@@ -68,16 +68,7 @@ def save_training_curves(
             scores.plot(epochs, values, marker=".", label=name)
     losses.set(title="losses", xlabel="epoch")
     scores.set(title="discriminator scores", xlabel="epoch")
-    for axis in (losses, scores):
-        axis.grid(alpha=0.3)
-        if axis.lines:
-            axis.legend(fontsize=8)
-    figure.tight_layout()
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return _save_panels(figure, (losses, scores), path)
 
 
 def save_metrics_over_time(
@@ -94,7 +85,12 @@ def save_metrics_over_time(
             accuracy.plot(minutes, np.asarray(values)[: len(minutes)], marker="o", label=label)
     quality.set(title="FID (lower is better)", xlabel="training minutes")
     accuracy.set(title="attribute accuracy", xlabel="training minutes", ylim=(0, 1))
-    for axis in (quality, accuracy):
+    return _save_panels(figure, (quality, accuracy), path)
+
+
+def _save_panels(figure, axes, path: str | pathlib.Path) -> pathlib.Path:
+    """Grids and legends on every panel, then the figure written as a PNG and closed."""
+    for axis in axes:
         axis.grid(alpha=0.3)
         if axis.lines:
             axis.legend(fontsize=8)
