@@ -24,14 +24,16 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Each variant: flags on top of the quickstart preset, and what it changes.
-RECIPE = [
-    "--model.spectral_norm", "false",
+DFGAN_TRAINING = [
     "--model.embedding_normalization", "centre",
     "--train.ma_gp_weight", "2",
     "--train.generator_lr", "1e-4",
     "--train.discriminator_lr", "4e-4",
     "--train.beta_1", "0.0",
     "--train.beta_2", "0.9",
+]  # fmt: skip
+RECIPE = DFGAN_TRAINING + [
+    "--model.spectral_norm", "false",
     "--train.embedding_noise", "0.2",
 ]  # fmt: skip
 VARIANTS = {
@@ -46,16 +48,10 @@ VARIANTS = {
         "the recipe plus StackGAN++'s unconditional realism loss",
     ),
     "dfgan": (
-        [
+        DFGAN_TRAINING + [
             "--model.architecture", "dfgan",
             "--model.generator_filters", "8",
             "--model.discriminator_filters", "8",
-            "--model.embedding_normalization", "centre",
-            "--train.ma_gp_weight", "2",
-            "--train.generator_lr", "1e-4",
-            "--train.discriminator_lr", "4e-4",
-            "--train.beta_1", "0.0",
-            "--train.beta_2", "0.9",
         ],
         "deep-fusion generator + residual one-way D (nf = 8), DF-GAN's recipe",
     ),

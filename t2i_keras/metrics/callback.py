@@ -88,6 +88,7 @@ class GenerationMetrics(keras.callbacks.Callback):
         self.features = features
         self.real_features = None
         self.writer = tf.summary.create_file_writer(str(log_dir)) if log_dir else None
+        self.started = None  # set when training first begins (a resumed fit keeps it)
 
     @classmethod
     def from_split(
@@ -143,7 +144,8 @@ class GenerationMetrics(keras.callbacks.Callback):
         return values
 
     def on_train_begin(self, logs=None):
-        self.started = getattr(self, "started", None) or time.perf_counter()
+        if self.started is None:
+            self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_epochs:
