@@ -7,10 +7,9 @@ Prints a Markdown table (generated vs real images, per colour) and writes colour
 
 import argparse
 import json
-import os
 import pathlib
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from t2i_keras.utils import quiet
 
 
 def main() -> None:
@@ -19,6 +18,7 @@ def main() -> None:
     parser.add_argument("--per-colour", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    quiet.start_tensorflow()
 
     from t2i_keras.data import flowers
     from t2i_keras.metrics import colour

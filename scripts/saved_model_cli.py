@@ -8,9 +8,9 @@ Text's SentencePiece ops, which only exist once `tensorflow_text` is imported. S
         --signature_def embed --input_exprs "captions=['a red flower']"
 """
 
-import os
+from t2i_keras.utils import quiet
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet.start_tensorflow()
 
 import tensorflow_text  # noqa: E402, F401  registers the SentencePiece ops
 from tensorflow.python.tools import saved_model_cli  # noqa: E402

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import pathlib
 import typing
 from typing import Any
 
 # The lists below are owned by the modules that act on them; these imports load no TensorFlow.
-from t2i_keras.data.kinds import DATASETS, RESIZE_POLICIES
+from t2i_keras.data.kinds import DATASETS, REAL_DATASETS, RESIZE_POLICIES
 from t2i_keras.models.kinds import (
     ARCHITECTURES,
     CONDITIONING_KINDS,
@@ -421,3 +422,123 @@ def apply_overrides(config: Config, args: argparse.Namespace) -> Config:
         section, _, field = name.rpartition(".")
         (values[section] if section else values)[field] = value
     return Config.from_dict(values)
+
+
+class ConfigError(ValueError):
+    """A config field holds a value no run can use; the message names the flag and the fix."""
+
+
+# Fields that must be at least 1; every other number must be at least 0, except the ones in
+# _RANGES. Counts and sizes of 0 mean "off" or "all" where the field's docstring says so.
+_POSITIVE = {
+    "data.num_train",
+    "data.num_test",
+    "model.z_dim",
+    "model.text_projection_dim",
+    "model.generator_filters",
+    "model.discriminator_filters",
+    "train.batch_size",
+    "train.epochs",
+    "train.eval_samples",
+    "train.generator_lr",
+    "train.discriminator_lr",
+    "samples_per_caption",
+}
+# (low, high, high included?): Adam's betas and the EMA decay are below 1, GAN-INT's beta is a
+# mixing weight.
+_RANGES = {
+    "train.beta_1": (0.0, 1.0, False),
+    "train.beta_2": (0.0, 1.0, False),
+    "train.ema_decay": (0.0, 1.0, False),
+    "train.gan_int_beta": (0.0, 1.0, True),
+}
+
+
+def config_problems(config: Config) -> list[str]:
+    """Every problem of `config`, one sentence each naming the flag and what it accepts."""
+    problems = []
+    for name, value, hint in _fields(config):
+        flag = f"--{name}"
+        if name in FIELD_CHOICES:
+            if value not in FIELD_CHOICES[name]:
+                choices = ", ".join(str(c) for c in FIELD_CHOICES[name])
+                problems.append(f"{flag} must be one of {choices}; got {value!r}")
+        elif hint is bool:
+            if not isinstance(value, bool):
+                problems.append(f"{flag} must be true or false, got {value!r}")
+        elif hint in (int, float):
+            if isinstance(value, bool) or not isinstance(
+                value, (int, float) if hint is float else int
+            ):
+                problems.append(
+                    f"{flag} must be {'a number' if hint is float else 'an integer'}, got {value!r}"
+                )
+            elif value != value or value in (float("inf"), float("-inf")):
+                problems.append(f"{flag} must be a finite number, got {value!r}")
+            elif name in _RANGES:
+                low, high, inclusive = _RANGES[name]
+                if not (low <= value <= high if inclusive else low <= value < high):
+                    bound = "]" if inclusive else ")"
+                    problems.append(f"{flag} must be in [{low:g}, {high:g}{bound}, got {value!r}")
+            elif name in _POSITIVE and value <= 0:
+                problems.append(f"{flag} must be positive, got {value!r}")
+            elif value < 0:
+                problems.append(f"{flag} must be zero or positive, got {value!r}")
+        elif typing.get_origin(hint) is tuple:
+            if not value or not all(isinstance(v, str) and v.strip() for v in value):
+                problems.append(f"{flag} needs at least one caption, and no empty one")
+    if problems:
+        return problems  # the checks below assume well-typed fields
+    encoder = config.text_encoder
+    if encoder.startswith(("/", ".", "~")) and not pathlib.Path(encoder).expanduser().is_dir():
+        problems.append(
+            f"--text_encoder {encoder} is not a folder: use 'builtin', a SavedModel folder or a "
+            "TF Hub handle"
+        )
+    data, train = config.data, config.train
+    if data.dataset in REAL_DATASETS:
+        if not data.data_dir:
+            problems.append(
+                f"--data.dataset {data.dataset} reads from disk: set --data.data_dir to the "
+                "folder that holds it"
+            )
+        elif not pathlib.Path(data.data_dir).exists():
+            problems.append(
+                f"--data.data_dir {data.data_dir} does not exist: point it at the {data.dataset} "
+                "folder (README, 'Training on real data', lists the layout)"
+            )
+    if data.resize_policy == "bbox" and data.dataset != "cub":
+        problems.append("--data.resize_policy bbox needs bounding boxes, which only cub has")
+    if (
+        data.dataset == "flowers"
+        and train.steps_per_epoch == 0
+        and train.batch_size > data.num_train
+    ):
+        problems.append(
+            f"--train.batch_size {train.batch_size} is larger than --data.num_train "
+            f"{data.num_train}: an epoch would have no step"
+        )
+    if train.strategy == "multi_worker" and not os.environ.get("TF_CONFIG"):
+        problems.append("--strategy multi_worker needs TF_CONFIG set (see the README)")
+    return problems
+
+
+def validate(config: Config) -> Config:
+    """Returns `config` if every field is usable, else raises `ConfigError` listing the problems."""
+    problems = config_problems(config)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return config
+
+
+def _fields(config: Config):
+    """(dotted name, value, type hint) of every field but `preset` and `text_encoder`."""
+    hints = typing.get_type_hints(Config)
+    for field in dataclasses.fields(Config):
+        hint, value = hints[field.name], getattr(config, field.name)
+        if dataclasses.is_dataclass(hint):
+            sub_hints = typing.get_type_hints(hint)
+            for sub in dataclasses.fields(hint):
+                yield f"{field.name}.{sub.name}", getattr(value, sub.name), sub_hints[sub.name]
+        elif field.name not in ("preset", "text_encoder"):
+            yield field.name, value, hint

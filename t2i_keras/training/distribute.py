@@ -46,6 +46,21 @@ def choose_strategy(kind: str = "auto") -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy(devices)
 
 
+def describe(strategy: tf.distribute.Strategy, precision: str) -> str:
+    """One line for the log: the devices, the strategy and the precision a run uses."""
+    if strategy is tf.distribute.get_strategy():
+        gpus = tf.config.list_logical_devices("GPU")
+        where = f"GPU ({gpus[0].name})" if gpus else "the CPU (no GPU found)"
+        return f"Training on {where}, default strategy (1 replica), precision {precision}"
+    devices = strategy.extended.worker_devices
+    kinds = sorted({name.rsplit("/", 1)[-1].split(":")[1] for name in devices})
+    return (
+        f"Training on {len(devices)} {'/'.join(kinds)} device(s) of this process, "
+        f"{type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas in all), "
+        f"precision {precision}"
+    )
+
+
 def _check_tf_config() -> None:
     raw = os.environ.get("TF_CONFIG")
     if not raw:

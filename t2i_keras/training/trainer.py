@@ -1,6 +1,7 @@
 """One training run: data with embedded captions, the GAN, its optimizers, callbacks, `fit`.
 
-`scripts/train.py` only parses flags and calls `train`; everything here is importable and tested.
+`t2i-keras train` (`t2i_keras.cli`) only parses flags and calls `train`; everything here is
+importable and tested.
 Run-directory layout:
 
     <run_dir>/config.json           the resolved config (reproduces the run)
@@ -19,7 +20,7 @@ import pathlib
 import keras
 import tensorflow as tf
 
-from t2i_keras.config import Config
+from t2i_keras.config import Config, validate
 from t2i_keras.data.pipeline import training_dataset
 from t2i_keras.data.splits import load_split
 from t2i_keras.metrics.attributes import ClassifierSettings, load_attribute_classifier
@@ -75,7 +76,7 @@ def train(
     With `export_dir`, the trained model is also exported there for TF Serving
     (`t2i_keras.serving.export`).
     """
-    t = config.train
+    t = validate(config).train
     if strategy is None:
         strategy = distribute.choose_strategy(t.strategy)  # applies Keras' fixes when distributed
     elif strategy is not tf.distribute.get_strategy():
@@ -90,7 +91,8 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     files.atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
     if verbose:
-        print(f"Training with {precision} on {strategy.num_replicas_in_sync} replica(s)")
+        chosen = f"{precision} (--precision auto)" if t.precision == "auto" else precision
+        print(distribute.describe(strategy, chosen))
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(precision)  # the layers built below keep it
     try:

@@ -1,8 +1,7 @@
-"""Evaluation end to end: scripts/evaluate.py on the tiny run, runs and SavedModels generating
+"""Evaluation end to end: `t2i-keras evaluate` on the tiny run, runs and SavedModels generating
 alike, and the training callback logging its metrics to the history and TensorBoard."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -18,11 +17,9 @@ from t2i_keras.training.callbacks import TrainingCurves
 from tests.gan_helpers import EMBEDDING_DIM, compile_tiny, tiny_batches, tiny_gan
 from tests.metrics.test_attributes import TINY_CLASSIFIER
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 @pytest.mark.slow
-def test_evaluate_script_writes_the_reports_for_a_run(tiny_run, tmp_path):
+def test_evaluate_command_writes_the_reports_for_a_run(tiny_run, tmp_path):
     run_dir, _ = tiny_run
     out = tmp_path / "evaluation"
     # Tiny budgets: 16 images (Inception and FID at D = 2048 cost seconds), a classifier and a
@@ -40,9 +37,9 @@ def test_evaluate_script_writes_the_reports_for_a_run(tiny_run, tmp_path):
         "--diversity-samples": 2,
     }
     flags = [str(part) for option in options.items() for part in option] + ["--quiet"]
-    script = os.path.join(REPO, "scripts", "evaluate.py")
+    command = ["-m", "t2i_keras", "evaluate"]
     result = subprocess.run(
-        [sys.executable, script, "--model", str(run_dir), "--out", str(out), *flags],
+        [sys.executable, *command, "--model", str(run_dir), "--out", str(out), *flags],
         capture_output=True,
         text=True,
         timeout=600,

@@ -14,8 +14,6 @@ from t2i_keras.serving import client as serving
 from t2i_keras.serving import export
 from tests.serving_double import StandInModelServer
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 class TestRestFormats:
     def test_row_format_request_names_every_input_per_instance(self):
@@ -172,10 +170,10 @@ def test_timeouts_and_unreachable_servers_are_clear_errors(exported_model):
     grpc_client.close()
 
 
-def test_serve_client_script_writes_a_grid(server, tmp_path):
+def test_serve_client_command_writes_a_grid(server, tmp_path):
     _, rest_url, grpc_target = server
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    script = os.path.join(REPO, "scripts", "serve_client.py")
+    command = ["-m", "t2i_keras", "serve-client"]
     for flags in (
         ["--rest", rest_url, "--format", "columnar"],
         ["--grpc", grpc_target, "--seed", "1"],
@@ -184,7 +182,7 @@ def test_serve_client_script_writes_a_grid(server, tmp_path):
         result = subprocess.run(
             [
                 sys.executable,
-                script,
+                *command,
                 *flags,
                 "--model",
                 "tiny",
@@ -203,7 +201,7 @@ def test_serve_client_script_writes_a_grid(server, tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
         assert out.stat().st_size > 1000
     refused = subprocess.run(
-        [sys.executable, script, "--rest", rest_url, "--model", "tiny", *["x"] * 9, "--num", "1"],
+        [sys.executable, *command, "--rest", rest_url, "--model", "tiny", *["x"] * 9, "--num", "1"],
         capture_output=True,
         text=True,
         env=env,

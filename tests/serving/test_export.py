@@ -379,13 +379,15 @@ def test_export_refuses_an_encoder_of_another_size(tmp_path, text_encoder):
         export.export_saved_model(tiny_gan(), text_encoder, tmp_path / "m")
 
 
-def test_export_and_generate_scripts_from_a_run(tiny_run, tmp_path):
+def test_export_and_generate_commands_from_a_run(tiny_run, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     root = tmp_path / "saved_models" / "flowers"
     exported = subprocess.run(
         [
             sys.executable,
-            os.path.join(REPO, "scripts", "export.py"),
+            "-m",
+            "t2i_keras",
+            "export",
             "--run",
             str(tiny_run[0]),
             "--export-dir",
@@ -402,7 +404,9 @@ def test_export_and_generate_scripts_from_a_run(tiny_run, tmp_path):
     generated = subprocess.run(
         [
             sys.executable,
-            os.path.join(REPO, "scripts", "generate.py"),
+            "-m",
+            "t2i_keras",
+            "generate",
             "--model",
             str(root),
             "a red flower",

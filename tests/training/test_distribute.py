@@ -1,5 +1,5 @@
 """Training under tf.distribute: MirroredStrategy equivalence, two real workers through
-scripts/train.py, exact resume after SIGKILL (also mid-write), NaN stops, strategy choice."""
+`t2i-keras train`, exact resume after SIGKILL (also mid-write), NaN stops, strategy choice."""
 
 import json
 import os
@@ -86,7 +86,7 @@ TINY_FLAGS = [
 
 
 @pytest.mark.slow
-def test_two_workers_train_through_scripts_train_py(tmp_path, text_encoder):
+def test_two_workers_train_through_the_train_command(tmp_path, text_encoder):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     run_dir, export_dir = tmp_path / "run", tmp_path / "saved_models" / "flowers"
@@ -104,7 +104,9 @@ def test_two_workers_train_through_scripts_train_py(tmp_path, text_encoder):
             subprocess.Popen(
                 [
                     sys.executable,
-                    "scripts/train.py",
+                    "-m",
+                    "t2i_keras",
+                    "train",
                     "--preset",
                     "quickstart",
                     "--run-dir",

@@ -1,9 +1,8 @@
 """A whole (tiny) run through `train`: the run directory, resuming artefacts, load_run, generation,
-and the scripts' command lines."""
+and the command line's train and generate."""
 
 import dataclasses
 import json
-import os
 import subprocess
 import sys
 
@@ -14,8 +13,6 @@ from t2i_keras import config as t2i_config
 from t2i_keras.training.runs import generate_images, load_run
 from t2i_keras.training.trainer import train
 from tests.gan_helpers import tiny_config
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_run_directory_holds_everything_to_reproduce_and_inspect(tiny_run):
@@ -57,13 +54,15 @@ def test_load_run_errors_name_the_problem(tmp_path):
 
 
 @pytest.mark.slow
-def test_generate_script_writes_a_grid(tiny_run, tmp_path):
+def test_generate_command_writes_a_grid(tiny_run, tmp_path):
     run_dir, _ = tiny_run
     out = tmp_path / "grid.png"
     result = subprocess.run(
         [
             sys.executable,
-            os.path.join(REPO, "scripts", "generate.py"),
+            "-m",
+            "t2i_keras",
+            "generate",
             "--run",
             str(run_dir),
             "a flower with red round petals",
@@ -81,10 +80,10 @@ def test_generate_script_writes_a_grid(tiny_run, tmp_path):
     assert out.exists() and out.stat().st_size > 1000
 
 
-def test_train_script_rejects_unknown_presets_and_bad_flags():
+def test_train_command_rejects_unknown_presets_and_bad_flags():
     for flags in (["--preset", "nope"], ["--train.batch_size", "x"]):
         result = subprocess.run(
-            [sys.executable, os.path.join(REPO, "scripts", "train.py"), *flags],
+            [sys.executable, "-m", "t2i_keras", "train", *flags],
             capture_output=True,
             text=True,
             timeout=120,

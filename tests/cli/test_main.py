@@ -1,0 +1,187 @@
+"""The `t2i-keras` command line: fast help without TensorFlow, one-line user errors with exit
+status 2 (and no work started), tracebacks only with --verbose, quiet start-up, and the
+subcommands end to end on the tiny run and its export."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from t2i_keras.cli import main as cli
+from t2i_keras.utils import quiet
+
+COMMANDS = ["", *cli.SUBCOMMANDS]
+
+
+def t2i_keras(*argv, env=None, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "t2i_keras", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_answers_in_under_a_second(command):
+    argv = [command, "--help"] if command else ["--help"]
+    seconds = []
+    for _ in range(3):  # the fastest of three: the machine is shared with training jobs
+        start = time.perf_counter()
+        result = t2i_keras(*argv, timeout=60)
+        seconds.append(time.perf_counter() - start)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage: t2i-keras" in result.stdout
+    assert min(seconds) < 1.0, seconds
+
+
+def test_parsing_every_help_imports_no_tensorflow():
+    code = (
+        "import sys\n"
+        "from t2i_keras.cli.main import SUBCOMMANDS, main\n"
+        "for name in ['', *SUBCOMMANDS]:\n"
+        "    try:\n"
+        "        main([name, '--help'] if name else ['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('LOADED', sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "LOADED []"
+
+
+def user_error(capsys, *argv):
+    """Runs main in this process; returns the one line it printed (and checks the status)."""
+    status = cli.main(list(argv))
+    err = capsys.readouterr().err
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture
+def saved_model_dir(tmp_path):
+    """Enough of an export for the checks that run before TensorFlow (not loadable)."""
+    (tmp_path / "m" / "1").mkdir(parents=True)
+    (tmp_path / "m" / "1" / "saved_model.pb").write_bytes(b"")
+    return str(tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--num", "-3"], "argument --num: must be a positive integer, got -3"),
+        (["--num", "0"], "argument --num: must be a positive integer, got 0"),
+        (["--num", "many"], "argument --num: must be an integer, got 'many'"),
+        (["--seed", "-1"], "argument --seed: must be an integer from 0"),
+        (["--out", "."], "--out . is a folder"),
+        ([""], "every caption must hold some text"),
+    ],
+)
+def test_generate_flag_errors(capsys, saved_model_dir, argv, message):
+    line = user_error(capsys, "generate", "--model", saved_model_dir, "a red flower", *argv)
+    assert line.startswith("t2i-keras generate: error: ") and message in line
+
+
+def test_generate_from_a_run_or_an_export_that_is_not_there(capsys, tmp_path):
+    line = user_error(capsys, "generate", "--run", "runs/nonexistent", "a red flower")
+    assert "runs/nonexistent is not a run directory (no config.json)" in line
+    assert "t2i-keras train --run-dir runs/nonexistent" in line  # the fix
+    line = user_error(capsys, "generate", "--model", str(tmp_path), "a red flower")
+    assert "is not a SavedModel" in line and "t2i-keras export" in line
+    (tmp_path / "config.json").write_text("{}")
+    line = user_error(capsys, "generate", "--run", str(tmp_path), "a red flower")
+    assert "has no model yet" in line
+
+
+def test_train_errors_start_no_work(capsys, tmp_path):
+    run_dir = tmp_path / "run"
+    line = user_error(capsys, "train", "--train.batch_size", "-5", "--run-dir", str(run_dir))
+    assert line == "t2i-keras train: error: --train.batch_size must be positive, got -5"
+    assert not run_dir.exists()
+    line = user_error(capsys, "train", "--train.batch_size", "x")
+    assert "invalid int value: 'x'" in line
+    line = user_error(capsys, "train", "--preset", "nope")
+    assert "invalid choice: 'nope'" in line
+    line = user_error(capsys, "train", "--data.image_size", "48")
+    assert "--data.image_size: invalid choice: 48" in line
+    line = user_error(capsys, "train", "--data.dataset", "cub", "--data.data_dir", "nowhere")
+    assert "--data.data_dir nowhere does not exist" in line
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["prepare", "--dataset", "coco", "--data-dir", "nowhere"], "--data-dir nowhere does not"),
+        (["prepare", "--dataset", "coco", "--data-dir", ".", "--image-size", "50"], "choice: 50"),
+        (["export", "--run", "runs/none", "--export-dir", "x"], "is not a run directory"),
+        (["evaluate", "--model", "nowhere", "--out", "x"], "nowhere is not a SavedModel"),
+        (["evaluate", "--model", "x", "--out", "y", "--num-samples", "0"], "positive integer"),
+        (["serve-client", "a", "--rest", "http://h", "--name", "m", "--num", "0"], "positive"),
+        (["serve-client", "a", "--rest", "http://h"], "arguments are required: --name/--model"),
+        (["serve-client", "a", "--rest", "http://h", "--name", "m", "--timeout", "-1"], "positive"),
+        (["demo", "--rest", "http://localhost:8501"], "--rest needs --name"),
+        (["demo", "--run", "runs/none"], "is not a run directory"),
+        (["demo", "--model", "nowhere"], "is not a SavedModel"),
+        (["demo", "--rest", "http://h", "--name", "m", "--port", "70000"], "port number"),
+        (["demo", "--rest", "http://h", "--name", "m", "--max-captions", "0"], "positive"),
+        (["demo"], "one of the arguments --model --run --rest is required"),
+        (["nope"], "invalid choice: 'nope'"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_other_commands_flag_errors(capsys, argv, message):
+    assert message in user_error(capsys, *argv)
+
+
+def test_verbose_adds_the_traceback(capsys):
+    status = cli.main(["generate", "--verbose", "--run", "runs/nonexistent", "a"])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" in err and "not a run directory" in err
+
+
+@pytest.mark.slow
+def test_a_user_error_exits_2_from_the_shell(tmp_path):
+    result = t2i_keras("generate", "--run", "runs/nonexistent", "a red flower", "--num", "-3")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_generate_from_an_export_is_quiet_and_refuses_too_large_requests(exported_model, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",)}
+    out = tmp_path / "grids" / "grid.png"
+    result = t2i_keras(
+        "generate",
+        "--model",
+        str(exported_model),
+        "a red flower",
+        "--num",
+        "2",
+        "--out",
+        str(out),
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == f"Wrote {out}" and out.stat().st_size > 1000
+    assert result.stderr == ""  # no TensorFlow, absl or CUDA start-up lines
+    # The tiny export takes 8 images per call.
+    result = t2i_keras("generate", "--model", str(exported_model), "a", "b", "--num", "5", env=env)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip() == (
+        "t2i-keras generate: error: 2 caption(s) x --num 5 = 10 images, but this export draws at"
+        " most 8 per call: lower --num, or pass fewer captions"
+    )
+
+
+def test_the_marker_lets_child_processes_filter_too(monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.setitem(sys.modules, "tensorflow", sys.modules.get("tensorflow", object()))
+    quiet.start_tensorflow()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == os.environ[quiet.QUIET_MARKER] == "2"
+    assert not quiet.user_chose_log_level()
