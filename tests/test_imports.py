@@ -1,5 +1,5 @@
 """The package's import graph: no cycle, no import inside a function, and every import points
-down the layers the README's map describes (cli -> training / evaluation -> serving export
+down the layers the README's map describes (cli -> demo -> evaluation -> training -> serving export
 -> metrics -> data -> models, text -> config -> constant lists and utilities)."""
 
 import ast
@@ -26,8 +26,9 @@ LAYERS = {
     "t2i_keras.serving": 5,
     "t2i_keras.training": 6,
     "t2i_keras.evaluation": 7,
-    "t2i_keras.cli": 8,
-    "t2i_keras.__main__": 8,
+    "t2i_keras.demo": 8,
+    "t2i_keras.cli": 9,
+    "t2i_keras.__main__": 9,
 }
 
 

@@ -8,9 +8,12 @@ the lines logged before absl is initialised ignore it, so `start_tensorflow` cat
 file descriptor while TensorFlow imports and looks for its devices (cuInit happens then), drops
 those notices and writes every other line back.
 
-The user stays in charge: with `verbose`, or with `TF_CPP_MIN_LOG_LEVEL` set in the environment
-by the user, nothing is filtered. The level this module sets is marked in `QUIET_MARKER`, so that
-child processes (which inherit the variable) know it was not the user's and filter too.
+The user stays in charge: with `verbose` nothing is filtered; with `TF_CPP_MIN_LOG_LEVEL` set by
+the user, the start-up lines are filtered by that level (1 drops INFO, 2 also WARNING, 3 also
+ERROR), which is what the variable promises and what the lines logged before absl's start ignore.
+Unset, all start-up lines go and TensorFlow's later logs show errors only. The level this module
+sets is marked in `QUIET_MARKER`, so that child processes (which inherit the variable) know it
+was not the user's.
 """
 
 from __future__ import annotations
@@ -25,13 +28,26 @@ import tempfile
 QUIET_LEVEL = "2"
 QUIET_MARKER = "T2I_KERAS_QUIET_TF_LOG_LEVEL"
 
-# absl/glog lines ("I0000 00:00:1796127838.391745    2883 cudart_stub.cc:31] ...") and the two
-# plain-text notices that come with them.
-START_UP_NOTICE = re.compile(
-    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|[IWE]\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w.-]+:\d+\] .*"
-    r"|To enable the following instructions: .*with the appropriate compiler flags\.?"
-)
+# absl/glog lines ("I0000 00:00:1796127838.391745    2883 cudart_stub.cc:31] ...", the letter is
+# the severity) and the two plain-text notices that come with them, with the severity they stand
+# for: absl's notice is a WARNING, the CPU-feature line continues an INFO line.
+GLOG_LINE = re.compile(r"(?P<severity>[IWEF])\d{4} \d\d:\d\d:[\d.]+ +\d+ [\w.-]+:\d+\] .*")
+PLAIN_NOTICES = {
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR": 1,
+    "To enable the following instructions: ": 0,
+}
+SEVERITIES = {"I": 0, "W": 1, "E": 2, "F": 3}
+
+
+def start_up_notice_severity(line: str) -> int | None:
+    """0 (INFO) to 3 (FATAL) for a start-up notice, None for any other line."""
+    match = GLOG_LINE.fullmatch(line)
+    if match:
+        return SEVERITIES[match["severity"]]
+    for start, severity in PLAIN_NOTICES.items():
+        if line.startswith(start):
+            return severity
+    return None
 
 
 def user_chose_log_level() -> bool:
@@ -46,16 +62,21 @@ def start_tensorflow(verbose: bool = False) -> None:
     Call it before anything imports TensorFlow; a later call (or a process that already imported
     TensorFlow) does nothing but set the level for child processes.
     """
-    if verbose or user_chose_log_level():
-        if verbose and "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
+    if verbose:
+        if not user_chose_log_level():
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         os.environ.pop(QUIET_MARKER, None)
         _import_and_find_devices()
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ[QUIET_MARKER] = QUIET_LEVEL
+    if user_chose_log_level():
+        level = os.environ["TF_CPP_MIN_LOG_LEVEL"]
+        drop_below = int(level) if level.isdigit() else 0
+    else:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ[QUIET_MARKER] = QUIET_LEVEL
+        drop_below = 4  # every start-up line
     if "tensorflow" in sys.modules:
         return
-    with stderr_without_start_up_notices():
+    with stderr_without_start_up_notices(drop_below):
         _import_and_find_devices()
 
 
@@ -66,8 +87,9 @@ def _import_and_find_devices() -> None:
 
 
 @contextlib.contextmanager
-def stderr_without_start_up_notices():
-    """What is written to file descriptor 2 inside is written back, less START_UP_NOTICE lines."""
+def stderr_without_start_up_notices(drop_below: int = 4):
+    """What is written to file descriptor 2 inside is written back, less the start-up notices of
+    a severity below `drop_below` (4: all of them)."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -80,11 +102,11 @@ def stderr_without_start_up_notices():
             os.close(saved)
             captured.seek(0)
             text = captured.read().decode("utf-8", "replace")
-            kept = [
-                line
-                for line in text.splitlines(keepends=True)
-                if not START_UP_NOTICE.fullmatch(line.rstrip("\r\n"))
-            ]
+            kept = []
+            for line in text.splitlines(keepends=True):
+                severity = start_up_notice_severity(line.rstrip("\r\n"))
+                if severity is None or severity >= drop_below:
+                    kept.append(line)
             if kept:
                 sys.stderr.write("".join(kept))
                 sys.stderr.flush()

@@ -10,6 +10,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from t2i_keras.models.build import build_gan
 from t2i_keras.training import distribute
@@ -257,3 +258,16 @@ def test_jit_compile_with_several_replicas_is_refused(tmp_path):
     config.train.jit_compile = True
     with pytest.raises(ValueError, match="jit_compile does not work under MirroredStrategy"):
         trainer.train(config, tmp_path, strategy=TwoReplicas())
+
+
+def test_the_log_line_names_device_strategy_and_precision():
+    default = distribute.describe(tf.distribute.get_strategy(), "float32 (--precision auto)")
+    assert default.startswith("Training on ") and "default strategy (1 replica)" in default
+    assert default.endswith("precision float32 (--precision auto)")
+    if not tf.config.list_logical_devices("GPU"):
+        assert "the CPU (no GPU found)" in default
+    mirrored = distribute.describe(tf.distribute.MirroredStrategy(["/cpu:0"]), "float32")
+    assert mirrored == (
+        "Training on 1 CPU device(s) of this process, MirroredStrategy (1 replicas in all), "
+        "precision float32"
+    )

@@ -31,6 +31,15 @@ def test_notices_are_dropped_and_other_lines_kept(capfd):
     assert capfd.readouterr().err == "a real warning\nTraceback (most recent call last):\n"
 
 
+def test_a_level_drops_the_notices_below_it(capfd):
+    with quiet.stderr_without_start_up_notices(drop_below=2):  # TF_CPP_MIN_LOG_LEVEL=2
+        os.write(2, ("\n".join(NOTICES) + "\n").encode())
+    assert capfd.readouterr().err == NOTICES[-1] + "\n"  # the E line stays
+    with quiet.stderr_without_start_up_notices(drop_below=0):
+        os.write(2, ("\n".join(NOTICES) + "\n").encode())
+    assert capfd.readouterr().err == "\n".join(NOTICES) + "\n"
+
+
 def test_the_users_level_is_theirs_and_ours_is_marked(monkeypatch):
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
     monkeypatch.delenv(quiet.QUIET_MARKER, raising=False)
@@ -42,9 +51,11 @@ def test_the_users_level_is_theirs_and_ours_is_marked(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("verbose", [False, True])
-def test_importing_tensorflow_prints_nothing_unless_verbose(verbose):
+@pytest.mark.parametrize("verbose, level", [(False, None), (True, None), (False, "2")])
+def test_importing_tensorflow_prints_nothing_unless_verbose(verbose, level):
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL",)}
+    if level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = level
     code = (
         "from t2i_keras.utils import quiet\n"
         f"quiet.start_tensorflow(verbose={verbose})\n"
@@ -55,7 +66,10 @@ def test_importing_tensorflow_prints_nothing_unless_verbose(verbose):
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
     )
     assert result.returncode == 0 and result.stdout.strip() == "3.0", result.stderr[-2000:]
+    lines = result.stderr.splitlines()
     if verbose:  # the notices exist on this machine: the quiet run really hid them
         assert "absl::InitializeLog" in result.stderr or "cuda" in result.stderr.lower()
+    elif level == "2":  # the user's level: errors (cuInit's failure on a machine without CUDA)
+        assert all(quiet.start_up_notice_severity(line) == 2 for line in lines), lines
     else:
         assert result.stderr == ""
