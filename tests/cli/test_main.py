@@ -3,6 +3,7 @@ status 2 (and no work started), tracebacks only with --verbose, quiet start-up, 
 subcommands end to end on the tiny run and its export."""
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -28,14 +29,19 @@ def t2i_keras(*argv, env=None, timeout=300):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_answers_in_under_a_second(command):
     argv = [command, "--help"] if command else ["--help"]
-    seconds = []
-    for _ in range(3):  # the fastest of three: the machine is shared with training jobs
+    wall, cpu = [], []
+    for _ in range(5):  # the fastest of five: the machine may be shared with training jobs
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         result = t2i_keras(*argv, timeout=60)
-        seconds.append(time.perf_counter() - start)
+        wall.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
         assert result.returncode == 0, result.stderr[-2000:]
     assert "usage: t2i-keras" in result.stdout
-    assert min(seconds) < 1.0, seconds
+    assert min(cpu) < 1.0, cpu  # importing TensorFlow alone costs several CPU seconds
+    if os.getloadavg()[0] < (os.cpu_count() or 1):  # wall time means something when idle-ish
+        assert min(wall) < 1.0, wall
 
 
 def test_parsing_every_help_imports_no_tensorflow():
