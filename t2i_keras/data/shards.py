@@ -60,7 +60,7 @@ class PreparedDataset:
 
 
 def open_prepared(path: str | os.PathLike) -> PreparedDataset:
-    """A prepared folder written earlier (e.g. by `scripts/prepare_data.py`)."""
+    """A prepared folder written earlier (e.g. by `t2i-keras prepare`)."""
     path = pathlib.Path(path)
     meta_file = path / "meta.json"
     if not meta_file.is_file():

@@ -16,7 +16,7 @@ ceiling):
 - diversity (`t2i_keras.metrics.diversity`): how far apart the images of one caption are under
   different noise, next to real images that fit the caption as well.
 It also draws caption grids and, for runs, the training curves, and writes `report.json` and a
-readable `report.md`. `scripts/evaluate.py` is the command line.
+readable `report.md`. `t2i-keras evaluate` is the command line.
 """
 
 from __future__ import annotations

@@ -186,7 +186,7 @@ def resolve_version_dir(path: str | os.PathLike) -> pathlib.Path:
     if not versions:
         raise FileNotFoundError(
             f"{path} is neither a SavedModel folder nor a base path with integer version folders; "
-            "export one with scripts/export.py --run <run dir> --export-dir saved_models/<name>"
+            "export one with `t2i-keras export --run <run dir> --export-dir saved_models/<name>`"
         )
     return path / str(versions[-1])
 

@@ -79,7 +79,13 @@ def embed_captions(
     found = store.lookup(unique) if store else [None] * len(unique)
     missing = [c for c, v in zip(unique, found) if v is None]
     vectors = {c: v for c, v in zip(unique, found) if v is not None}
-    bar = tqdm(total=len(missing), desc="embedding captions", unit="caption", disable=not progress)
+    # No bar when the cache had every caption: "0 captions" is noise in the log.
+    bar = tqdm(
+        total=len(missing),
+        desc="embedding captions",
+        unit="caption",
+        disable=not progress or not missing,
+    )
     for start in range(0, len(missing), batch_size):
         batch = missing[start : start + batch_size]
         out = encoder(tf.constant(batch, dtype=tf.string)).numpy()
