@@ -143,6 +143,8 @@ class TrainConfig:
             (t2i_keras.data.pairs.perturb_embeddings; 0 disables).
         kl_weight: weight of conditioning augmentation's KL term (StackGAN; with
             model.conditioning_augmentation only).
+        mode_seeking_weight: weight of MSGAN's mode-seeking term (Mao et al. 2019), which makes
+            different noise draw different images for one caption (0 disables it).
         ema_decay: decay of the generator weights' moving average used for samples and export.
         precision: "auto" (bf16 where the hardware has it, else float32), "float32",
             "mixed_bfloat16" or "mixed_float16" (with loss scaling).
@@ -170,6 +172,7 @@ class TrainConfig:
     ma_gp_weight: float = 0.0
     embedding_noise: float = 0.0
     kl_weight: float = 1.0
+    mode_seeking_weight: float = 0.0
     ema_decay: float = 0.999
     precision: str = "auto"
     jit_compile: bool = False

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-NOISE_DRAWS = 2  # per example: the fake (for both updates, Reed Alg. 1), the GAN-INT fake
+# Per example: the fake (for both updates, Reed Alg. 1), the GAN-INT fake, and the fake's twin
+# under the same caption for the mode-seeking term (`losses.mode_seeking_loss`).
+NOISE_DRAWS = 3
 
 
 def sample_wrong_indices(class_ids: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -72,7 +74,7 @@ def add_gan_pairs(batch: dict, seed: tf.Tensor, z_dim: int, embedding_noise: flo
     Returns:
         The batch plus `wrong_image` [B, H, W, 3] (an image of another class), `wrong_mask` float32
         [B] (0 where the batch has no other class), `mix_embedding` [B, D] (the GAN-INT partner)
-        and `noise` float32 [B, 2, z_dim] (N(0, I)).
+        and `noise` float32 [B, 3, z_dim] (N(0, I)).
     """
     wrong_seed, mix_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     size = tf.shape(batch["class_id"])[0]

@@ -22,6 +22,7 @@ def build_gan(config: Config, embedding_dim: int) -> TextToImageGAN:
         gan_int_weight=t.gan_int_weight,
         ma_gp_weight=t.ma_gp_weight,
         kl_weight=t.kl_weight,
+        mode_seeking_weight=t.mode_seeking_weight,
         ema_decay=t.ema_decay,
     )
 

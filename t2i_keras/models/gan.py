@@ -51,6 +51,9 @@ class TextToImageGAN(keras.Model):
         ma_gp_weight: float, default 0.0. DF-GAN's matching-aware gradient penalty weight (Tao et
             al. 2022 use 2.0); 0 disables it.
         kl_weight: float, default 1.0. Weight of conditioning augmentation's KL term (StackGAN).
+        mode_seeking_weight: float, default 0.0. Weight of MSGAN's mode-seeking term (Mao et
+            al. 2019): a second image under the same caption with other noise must differ from
+            the first; 0 disables it (and its generator pass).
         ema_decay: float, default 0.999. Decay of the generator weights' moving average (Karras
             et al. 2018; Yazıcı et al. 2019), used for samples and export. 0 copies the weights.
 
@@ -74,6 +77,7 @@ class TextToImageGAN(keras.Model):
         gan_int_weight: float = 1.0,
         ma_gp_weight: float = 0.0,
         kl_weight: float = 1.0,
+        mode_seeking_weight: float = 0.0,
         ema_decay: float = 0.999,
         **kwargs,
     ):
@@ -89,6 +93,7 @@ class TextToImageGAN(keras.Model):
         self.gan_int_weight = gan_int_weight
         self.ma_gp_weight = ma_gp_weight
         self.kl_weight = kl_weight
+        self.mode_seeking_weight = mode_seeking_weight
         self.ema_decay = ema_decay
         self.ema_generator = type(generator).from_config(
             {**generator.get_config(), "name": "ema_generator"}
@@ -98,6 +103,7 @@ class TextToImageGAN(keras.Model):
             name: keras.metrics.Mean(name=name)
             for name in ("d_loss", "g_loss", "d_real", "d_wrong", "d_fake")
             + (("gp",) if ma_gp_weight else ())
+            + (("mode_seeking",) if mode_seeking_weight else ())
             + (("kl",) if generator.conditioning_augmentation else ())
         }
         self._build_networks()
@@ -184,7 +190,7 @@ class TextToImageGAN(keras.Model):
             )
         images = data["image"]
         embeddings = ops.cast(data["embedding"], "float32")
-        noise = data["noise"]  # [B, 2, z]: the fake, the GAN-INT fake
+        noise = data["noise"]  # [B, 3, z]: the fake, the GAN-INT fake, the mode-seeking twin
         wrong_mask = data["wrong_mask"]
         d_loss_fn = losses.DISCRIMINATOR_LOSSES[self.loss]
         g_loss_fn = losses.GENERATOR_LOSSES[self.loss]
@@ -244,6 +250,12 @@ class TextToImageGAN(keras.Model):
                 g_per_example = g_per_example + self.gan_int_weight * _generator_loss(
                     g_loss_fn, mixed_logits
                 )
+            if self.mode_seeking_weight:
+                twin_images, _ = self.generator.generate(embeddings, noise[:, 2], training=True)
+                mode_seeking = losses.mode_seeking_loss(
+                    fake_images, twin_images, noise[:, 0], noise[:, 2]
+                )
+                g_per_example = g_per_example + self.mode_seeking_weight * mode_seeking
             if self.generator.conditioning_augmentation:
                 g_per_example = g_per_example + self.kl_weight * kl
             g_scaled = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(g_per_example))
@@ -260,6 +272,8 @@ class TextToImageGAN(keras.Model):
         self.trackers["d_fake"].update_state(ops.mean(self._score(fake_logits)))
         if self.ma_gp_weight:
             self.trackers["gp"].update_state(ops.mean(penalty))
+        if self.mode_seeking_weight:
+            self.trackers["mode_seeking"].update_state(ops.mean(mode_seeking))
         if self.generator.conditioning_augmentation:
             self.trackers["kl"].update_state(ops.mean(kl))
         return {name: tracker.result() for name, tracker in self.trackers.items()}
@@ -298,6 +312,7 @@ class TextToImageGAN(keras.Model):
             "gan_int_weight": self.gan_int_weight,
             "ma_gp_weight": self.ma_gp_weight,
             "kl_weight": self.kl_weight,
+            "mode_seeking_weight": self.mode_seeking_weight,
             "ema_decay": self.ema_decay,
         }
 

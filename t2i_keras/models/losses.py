@@ -123,6 +123,21 @@ def matching_aware_gradient_penalty(
     return logits, weight * tf.pow(tf.sqrt(squared + 1e-12), power)
 
 
+def mode_seeking_loss(
+    images: tf.Tensor, twin_images: tf.Tensor, noise: tf.Tensor, twin_noise: tf.Tensor
+) -> tf.Tensor:
+    """MSGAN's mode-seeking regularizer per example (Mao et al., CVPR 2019, §3.2, eq. 3-4).
+
+    1 / (d_I(G(c, z1), G(c, z2)) / d_z(z1, z2) + ε), mean absolute distances, for two noise
+    vectors under one caption. A conditional generator given an informative caption learns to
+    ignore its noise and draws the caption's mean image; this term grows as the two images grow
+    alike, so the generator must turn different noise into different flowers.
+    """
+    image_gap = tf.reduce_mean(tf.abs(tf.cast(images - twin_images, tf.float32)), axis=[1, 2, 3])
+    noise_gap = tf.reduce_mean(tf.abs(tf.cast(noise - twin_noise, tf.float32)), axis=-1)
+    return 1.0 / (image_gap / noise_gap + 1e-5)
+
+
 def conditioning_augmentation_kl(mean: tf.Tensor, log_sigma: tf.Tensor) -> tf.Tensor:
     """KL(N(mu, sigma²) ‖ N(0, I)) per example (StackGAN, Zhang et al. 2017, §3.1, eq. 3).
 

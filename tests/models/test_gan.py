@@ -197,3 +197,21 @@ def test_unconditional_loss_trains_the_realism_logit_on_real_versus_fake():
 def test_unconditional_output_needs_the_projection_discriminator():
     with pytest.raises(ValueError, match="projection"):
         tiny_discriminator(conditioning="concat", unconditional_output=True)
+
+
+def test_mode_seeking_term_is_tracked_and_changes_the_generator_update():
+    """The same step with and without the term: only the generator's update differs."""
+    updates = {}
+    for weight in (0.0, 1.0):
+        keras.utils.set_random_seed(0)
+        gan = compile_tiny(tiny_gan(mode_seeking_weight=weight))
+        history = gan.fit(tiny_batches(), steps_per_epoch=1, epochs=1, verbose=0).history
+        trained = [
+            [np.array(w) for w in net.trainable_weights]
+            for net in (gan.generator, gan.discriminator)
+        ]
+        updates[weight] = (*trained, history)
+    assert "mode_seeking" in updates[1.0][2] and "mode_seeking" not in updates[0.0][2]
+    assert updates[1.0][2]["mode_seeking"][0] > 0
+    assert changed(updates[0.0][0], updates[1.0][0])
+    assert not changed(updates[0.0][1], updates[1.0][1])

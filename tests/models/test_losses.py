@@ -103,3 +103,13 @@ def test_conditioning_augmentation_kl():
         tf.random.normal((50, 4)), tf.random.normal((50, 4))
     )
     assert np.all(random.numpy() >= 0)
+
+
+def test_mode_seeking_loss_is_the_inverse_distance_ratio():
+    images = tf.zeros([2, 2, 2, 3])
+    # Example 0: every pixel 0.5 apart, noise 2 apart -> 1 / (0.5 / 2) = 4. Example 1: the same
+    # image twice -> 1 / ε.
+    twins = tf.stack([tf.fill([2, 2, 3], 0.5), tf.zeros([2, 2, 3])])
+    noise, twin_noise = tf.zeros([2, 4]), tf.fill([2, 4], 2.0)
+    loss = losses.mode_seeking_loss(images, twins, noise, twin_noise).numpy()
+    np.testing.assert_allclose(loss, [1 / (0.25 + 1e-5), 1e5], rtol=1e-5)
