@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-# Per example: the fake (for both updates, Reed Alg. 1), the GAN-INT fake, and the fake's twin
-# under the same caption for the mode-seeking term (`losses.mode_seeking_loss`).
-NOISE_DRAWS = 3
+NOISE_DRAWS = 2  # per example: the fake (for both updates, Reed Alg. 1), the GAN-INT fake
 
 
 def sample_wrong_indices(class_ids: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -74,7 +72,8 @@ def add_gan_pairs(batch: dict, seed: tf.Tensor, z_dim: int, embedding_noise: flo
     Returns:
         The batch plus `wrong_image` [B, H, W, 3] (an image of another class), `wrong_mask` float32
         [B] (0 where the batch has no other class), `mix_embedding` [B, D] (the GAN-INT partner)
-        and `noise` float32 [B, 3, z_dim] (N(0, I)).
+        `noise` float32 [B, 2, z_dim] (N(0, I)) and `twin_noise` float32 [B, z_dim] (N(0, I): the
+        fake's twin under the same caption, for the mode-seeking term).
     """
     wrong_seed, mix_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     size = tf.shape(batch["class_id"])[0]
@@ -90,4 +89,8 @@ def add_gan_pairs(batch: dict, seed: tf.Tensor, z_dim: int, embedding_noise: flo
         "wrong_mask": mask,
         "mix_embedding": tf.gather(batch["embedding"], interpolation_partners(size, mix_seed)),
         "noise": tf.random.stateless_normal([size, NOISE_DRAWS, z_dim], noise_seed),
+        # Folded in too: the streams above are the same whether or not a run uses the twin.
+        "twin_noise": tf.random.stateless_normal(
+            [size, z_dim], tf.random.experimental.stateless_fold_in(seed, NOISE_DRAWS + 1)
+        ),
     }

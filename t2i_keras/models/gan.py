@@ -19,7 +19,15 @@ from t2i_keras.models.generator import Generator
 from t2i_keras.models.kinds import LOSS_KINDS
 from t2i_keras.utils.sampling import seeded_noise
 
-BATCH_KEYS = {"image", "embedding", "wrong_image", "wrong_mask", "mix_embedding", "noise"}
+BATCH_KEYS = {
+    "image",
+    "embedding",
+    "wrong_image",
+    "wrong_mask",
+    "mix_embedding",
+    "noise",
+    "twin_noise",
+}
 
 
 def _split(logits):
@@ -190,7 +198,7 @@ class TextToImageGAN(keras.Model):
             )
         images = data["image"]
         embeddings = ops.cast(data["embedding"], "float32")
-        noise = data["noise"]  # [B, 3, z]: the fake, the GAN-INT fake, the mode-seeking twin
+        noise = data["noise"]  # [B, 2, z]: the fake, the GAN-INT fake
         wrong_mask = data["wrong_mask"]
         d_loss_fn = losses.DISCRIMINATOR_LOSSES[self.loss]
         g_loss_fn = losses.GENERATOR_LOSSES[self.loss]
@@ -251,9 +259,10 @@ class TextToImageGAN(keras.Model):
                     g_loss_fn, mixed_logits
                 )
             if self.mode_seeking_weight:
-                twin_images, _ = self.generator.generate(embeddings, noise[:, 2], training=True)
+                twin_noise = data["twin_noise"]
+                twin_images, _ = self.generator.generate(embeddings, twin_noise, training=True)
                 mode_seeking = losses.mode_seeking_loss(
-                    fake_images, twin_images, noise[:, 0], noise[:, 2]
+                    fake_images, twin_images, noise[:, 0], twin_noise
                 )
                 g_per_example = g_per_example + self.mode_seeking_weight * mode_seeking
             if self.generator.conditioning_augmentation:

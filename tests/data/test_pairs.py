@@ -43,10 +43,12 @@ def test_add_gan_pairs_is_seeded_and_gathers_from_the_batch():
     a = add_gan_pairs(batch, tf.constant([3, 4]), z_dim=7)
     b = add_gan_pairs(batch, tf.constant([3, 4]), z_dim=7)
     c = add_gan_pairs(batch, tf.constant([3, 5]), z_dim=7)
-    for key in ("wrong_image", "mix_embedding", "noise"):
+    for key in ("wrong_image", "mix_embedding", "noise", "twin_noise"):
         np.testing.assert_array_equal(a[key], b[key])
     assert not np.array_equal(a["noise"], c["noise"])
-    assert a["noise"].shape == (6, 3, 7)
+    assert a["noise"].shape == (6, 2, 7)
+    assert a["twin_noise"].shape == (6, 7)
+    assert not np.allclose(a["twin_noise"], a["noise"][:, 0])
     assert abs(float(tf.math.reduce_std(a["noise"])) - 1.0) < 0.3
     images = batch["image"].numpy().reshape(6, -1)
     for row, wrong in enumerate(a["wrong_image"].numpy().reshape(6, -1)):
