@@ -38,6 +38,10 @@ RECIPE = DFGAN_TRAINING + [
 ]  # fmt: skip
 VARIANTS = {
     "reed": ([], "quickstart as it was: DCGAN, hinge, spectral-norm projection D, whitened text"),
+    "mode-seeking": (
+        ["--train.mode_seeking_weight", "1"],
+        "the quickstart plus MSGAN's mode-seeking term (λ = 1)",
+    ),
     "recipe": (
         RECIPE,
         "DF-GAN's recipe on the DCGAN networks: no SN, MA-GP, TTUR (G 1e-4, D 4e-4), "
