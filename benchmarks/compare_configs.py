@@ -42,6 +42,10 @@ VARIANTS = {
         ["--train.mode_seeking_weight", "1"],
         "the quickstart plus MSGAN's mode-seeking term (λ = 1)",
     ),
+    "uncond": (
+        ["--model.unconditional_loss", "true"],
+        "the quickstart plus StackGAN++'s unconditional realism loss",
+    ),
     "recipe": (
         RECIPE,
         "DF-GAN's recipe on the DCGAN networks: no SN, MA-GP, TTUR (G 1e-4, D 4e-4), "
