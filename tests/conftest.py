@@ -1,7 +1,12 @@
 """Shared test set-up: quiet TensorFlow, offline, deterministic, and the path to ../shared/data."""
 
+import contextlib
 import os
 import pathlib
+import resource
+import signal
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -55,3 +60,58 @@ def exported_model(tmp_path_factory, tiny_run, text_encoder):
 
     root = tmp_path_factory.mktemp("saved_models") / "tiny"
     return export_saved_model(tiny_run[1], text_encoder, root, max_batch=8)
+
+
+@contextlib.contextmanager
+def _file_size_limit(max_bytes: int):
+    # RLIMIT_FSIZE makes every write past `max_bytes` fail with EFBIG, for root too (tests run as
+    # root, which ignores read-only permissions, and mounting a small tmpfs is not allowed
+    # everywhere): a real write failure in the real writers (zipfile, h5py, TF's file system).
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG, not a kill
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_handler)
+
+
+@pytest.fixture
+def disk_full():
+    """`with disk_full(max_bytes):` makes this process's file writes fail past `max_bytes`."""
+    return _file_size_limit
+
+
+LOCK_HOLDER = """
+import sys, time
+from t2i_keras.utils.files import exclusive_lock
+with exclusive_lock(sys.argv[1], sys.argv[2]):
+    print("locked", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.fixture
+def lock_holder():
+    """`holder = lock_holder(folder, purpose)` starts a process holding the folder's lock (it
+    returns once the lock is taken); the fixture kills it at the end."""
+    started = []
+
+    def start(directory, purpose):
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", LOCK_HOLDER, str(directory), purpose],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO_ROOT,
+        )
+        started.append(proc)
+        assert proc.stdout.readline().strip() == "locked"
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()

@@ -1,12 +1,14 @@
 """Subprocess entry points for tests/training/test_distribute.py (device layouts and kills need
 a fresh process).
 
-python -m tests.distributed_run equivalence --steps 3
+python -m tests.distributed_run equivalence --steps 3 [--configs reed,quickstart,dfgan]
+        [--optimizer adam|sgd] [--reduction global|replica_mean]
     one device at global batch 2B vs MirroredStrategy over 2 logical CPUs at 2B; prints JSON
-    with the largest weight differences per network.
+    with the largest weight differences per configuration and network.
 python -m tests.distributed_run train CONFIG_JSON RUN_DIR [--kill-after-step K | --kill-in-backup K
                                                          | --kill-in-model-save]
-    `train()` with op determinism; optionally SIGKILLs itself at a chosen moment.
+    `train()` with op determinism; optionally SIGKILLs itself at a chosen moment; prints the step
+    it resumed from and the steps it ran.
 """
 
 from __future__ import annotations
@@ -20,7 +22,38 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def equivalence(steps: int, precision: str) -> dict:
+def tiny_networks(name: str):
+    """The configurations the equivalence test covers, as tiny networks (16x16, 4 filters)."""
+    from t2i_keras.models.fused_generator import FusedGenerator
+    from t2i_keras.models.gan import TextToImageGAN
+    from t2i_keras.models.residual_discriminator import ResidualDiscriminator
+    from tests.gan_helpers import EMBEDDING_DIM, Z_DIM, tiny_gan
+
+    if name == "reed":  # BCE, concatenation, batch norm, MA-GP: Reed's networks
+        return tiny_gan(ma_gp_weight=1.0)
+    if name == "quickstart":  # hinge, spectral norm, projection: the quickstart preset
+        return tiny_gan(
+            loss="hinge", discriminator_kwargs={"spectral_norm": True, "conditioning": "projection"}
+        )
+    if name == "dfgan":  # deep fusion, residual one-way D, hinge + MA-GP: the dfgan presets
+        shared = {"image_size": 16, "embedding_dim": EMBEDDING_DIM, "filters": 4}
+        return TextToImageGAN(
+            FusedGenerator(**shared, z_dim=Z_DIM, seed=0),
+            ResidualDiscriminator(**shared),
+            loss="hinge",
+            ma_gp_weight=2.0,
+            ema_decay=0.5,
+        )
+    raise ValueError(f"unknown configuration {name!r}")
+
+
+def equivalence(steps: int, precision: str, configs, optimizer: str, reduction: str) -> dict:
+    """Trains each configuration on one device and on two mirrored ones from the same weights.
+
+    `optimizer="sgd"` makes the update proportional to the gradient (Adam normalizes a wrong
+    gradient scale away); `reduction="replica_mean"` replaces the global-batch average with a
+    per-replica mean, which the all-reduce then sums: the bug the test must catch.
+    """
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -29,53 +62,67 @@ def equivalence(steps: int, precision: str) -> dict:
     import numpy as np
 
     from t2i_keras.training import distribute
-    from tests.gan_helpers import compile_tiny, tiny_batches, tiny_gan
+    from tests.gan_helpers import tiny_batches
 
     distribute.install_keras_workarounds()  # this builds its own MirroredStrategy
+    if reduction == "replica_mean":
+        tf.nn.compute_average_loss = lambda per_example, **_: tf.reduce_mean(per_example)
+
+    def make_optimizer():
+        if optimizer == "sgd":
+            return keras.optimizers.SGD(0.05)
+        return keras.optimizers.Adam(1e-3, beta_1=0.5)
 
     keras.mixed_precision.set_global_policy(precision)
-    initial = None
-    initial_parts = None
-    results = {}
-    for name, strategy in (
+    parts = ("generator", "discriminator", "ema_generator")
+    report = {}
+    # One MirroredStrategy for every configuration: two in one process number their collectives
+    # alike and the second one's all-reduces collide with the first one's.
+    strategies = (
         ("one_device", tf.distribute.get_strategy()),
         ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
-    ):
-        with strategy.scope():
-            gan = compile_tiny(tiny_gan(ma_gp_weight=1.0))
-        if initial is None:
-            initial = [np.array(w) for w in gan.weights]
-            initial_parts = {
-                part: [np.array(w) for w in getattr(gan, part).weights]
-                for part in ("generator", "discriminator", "ema_generator")
+    )
+    for config in configs:
+        initial, results = None, {}
+        for name, strategy in strategies:
+            with strategy.scope():
+                gan = tiny_networks(config)
+                gan.compile(d_optimizer=make_optimizer(), g_optimizer=make_optimizer())
+            if initial is None:
+                initial = {p: [np.array(w) for w in getattr(gan, p).weights] for p in parts}
+                initial_all = [np.array(w) for w in gan.weights]
+            else:  # identical starting point, whatever the initializers did
+                for weight, value in zip(gan.weights, initial_all, strict=True):
+                    weight.assign(value)
+            gan.fit(
+                tiny_batches(batch=16), steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False
+            )
+            results[name] = {p: [np.array(w) for w in getattr(gan, p).weights] for p in parts}
+            results[name]["replicas"] = strategy.num_replicas_in_sync
+        entry = {"replicas": results["mirrored"]["replicas"]}
+        for part in parts:
+            pairs = list(zip(results["one_device"][part], results["mirrored"][part]))
+            entry[part] = {
+                "max_abs_diff": max(float(np.max(np.abs(a - b))) for a, b in pairs),
+                "max_change": max(
+                    float(np.max(np.abs(a - b)))
+                    for a, b in zip(initial[part], results["one_device"][part])
+                ),
+                "weights": len(pairs),
             }
-        else:  # identical starting point, whatever the initializers did
-            for weight, value in zip(gan.weights, initial):
-                weight.assign(value)
-        gan.fit(tiny_batches(batch=16), steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
-        results[name] = {
-            part: [np.array(w) for w in getattr(gan, part).weights]
-            for part in ("generator", "discriminator", "ema_generator")
-        }
-        results[name]["replicas"] = strategy.num_replicas_in_sync
-    report = {"replicas": results["mirrored"]["replicas"]}
-    for part in ("generator", "discriminator", "ema_generator"):
-        pairs = list(zip(results["one_device"][part], results["mirrored"][part]))
-        report[part] = {
-            "max_abs_diff": max(float(np.max(np.abs(a - b))) for a, b in pairs),
-            "max_change": max(
-                float(np.max(np.abs(a - b)))
-                for a, b in zip(initial_parts[part], results["one_device"][part])
-            ),
-            "weights": len(pairs),
-        }
+        report[config] = entry
     return report
 
 
 def train_and_maybe_die(config_file: str, run_dir: str, args) -> None:
+    """`train()`, killed with SIGKILL at the chosen moment; on success prints one JSON line:
+    {"resumed_from": the step restored from a backup (0: none), "steps_run": steps this process
+    ran}. Faults are injected by wrapping library methods in this process only."""
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
+    import keras
+
     from t2i_keras.config import Config
     from t2i_keras.training import backup
     from t2i_keras.training.trainer import train
@@ -84,48 +131,50 @@ def train_and_maybe_die(config_file: str, run_dir: str, args) -> None:
         sys.stdout.flush()
         os.kill(os.getpid(), signal.SIGKILL)
 
-    if args.kill_after_step is not None:
-        original_batch_end = backup.BackupEverySteps.on_train_batch_end
+    record = {"resumed_from": None, "steps_run": 0}
+    original_restore = backup.TrainingBackup.restore
 
-        def batch_end(self, batch, logs=None):
-            original_batch_end(self, batch, logs)
-            if self.step == args.kill_after_step:
-                die()
+    def restore(self):
+        step = original_restore(self)
+        record["resumed_from"] = step
+        return step
 
-        backup.BackupEverySteps.on_train_batch_end = batch_end
-    if args.kill_in_backup is not None:
-        import keras
+    backup.TrainingBackup.restore = restore
+    original_batch_end = backup.BackupEverySteps.on_train_batch_end
 
-        original_save_weights = keras.Model.save_weights
+    def batch_end(self, batch, logs=None):
+        original_batch_end(self, batch, logs)  # a backup due at this step is written here
+        record["steps_run"] += 1
+        if self.step == args.kill_after_step:
+            die()
 
-        def save_weights(self, path, *a, **k):
-            original_save_weights(self, path, *a, **k)
-            if backup_steps[0] == args.kill_in_backup:
-                die()  # the weights file exists, the folder is not renamed into place yet
+    backup.BackupEverySteps.on_train_batch_end = batch_end
+    original_backup_save = backup.TrainingBackup.save
+    saving_backup = [None]
 
-        original_backup_save = backup.TrainingBackup.save
-        backup_steps = [None]
-
-        def backup_save(self, step):
-            backup_steps[0] = step
+    def backup_save(self, step):
+        saving_backup[0] = step
+        try:
             return original_backup_save(self, step)
+        finally:
+            saving_backup[0] = None
 
-        keras.Model.save_weights = save_weights
-        backup.TrainingBackup.save = backup_save
-    if args.kill_in_model_save:
-        import keras
+    backup.TrainingBackup.save = backup_save
+    original_save = keras.Model.save
 
-        original_save = keras.Model.save
+    def save(self, path, *a, **k):
+        original_save(self, path, *a, **k)
+        if saving_backup[0] is not None and saving_backup[0] == args.kill_in_backup:
+            die()  # the backup's files exist, its folder is not renamed into place yet
+        name = os.path.basename(str(path))
+        if args.kill_in_model_save and saving_backup[0] is None and ".last." in name:
+            with open(path, "r+b") as f:  # half-written, as a kill mid-write leaves it
+                f.truncate(os.path.getsize(path) // 2)
+            die()
 
-        def save(self, path, *a, **k):
-            original_save(self, path, *a, **k)
-            if str(path).endswith(".keras") and ".last." in os.path.basename(str(path)):
-                with open(path, "r+b") as f:  # half-written, as a kill mid-write leaves it
-                    f.truncate(os.path.getsize(path) // 2)
-                die()
-
-        keras.Model.save = save
+    keras.Model.save = save
     train(Config.load(config_file), run_dir, verbose=0)
+    print(json.dumps(record))
 
 
 def main() -> None:
@@ -134,6 +183,9 @@ def main() -> None:
     eq = sub.add_parser("equivalence")
     eq.add_argument("--steps", type=int, default=3)
     eq.add_argument("--precision", default="float32")
+    eq.add_argument("--configs", default="reed")
+    eq.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    eq.add_argument("--reduction", choices=("global", "replica_mean"), default="global")
     tr = sub.add_parser("train")
     tr.add_argument("config")
     tr.add_argument("run_dir")
@@ -142,7 +194,9 @@ def main() -> None:
     tr.add_argument("--kill-in-model-save", action="store_true")
     args = parser.parse_args()
     if args.mode == "equivalence":
-        print(json.dumps(equivalence(args.steps, args.precision)))
+        configs = args.configs.split(",")
+        report = equivalence(args.steps, args.precision, configs, args.optimizer, args.reduction)
+        print(json.dumps(report))
     else:
         train_and_maybe_die(args.config, args.run_dir, args)
 

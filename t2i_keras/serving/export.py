@@ -32,7 +32,12 @@ import tensorflow as tf
 from t2i_keras.models.gan import TextToImageGAN
 from t2i_keras.serving.signatures import SIGNATURES
 from t2i_keras.text.encoder import TextEncoder
-from t2i_keras.utils.files import atomic_directory, atomic_write_bytes
+from t2i_keras.utils.files import (
+    WriteFailedError,
+    atomic_directory,
+    atomic_write_bytes,
+    exclusive_lock,
+)
 from t2i_keras.utils.sampling import sample_grid
 
 WARMUP_FILE = pathlib.Path("assets.extra") / "tf_serving_warmup_requests"
@@ -64,29 +69,34 @@ def export_saved_model(
         The version folder.
     """
     export_root = pathlib.Path(export_root)
-    if version is None:
-        version = next_version(export_root)
-    if not isinstance(version, int) or version < 1:
+    if version is not None and (not isinstance(version, int) or version < 1):
         raise ValueError(f"version must be a positive integer, got {version!r}")
     if max_batch < 1:
         raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-    target = export_root / str(version)
-    if target.exists():
-        raise FileExistsError(
-            f"{target} already exists: TF Serving versions are immutable; pick another --version "
-            "or leave it out to take the next free one"
-        )
     generator = gan.ema_generator
     if encoder.output_dim != generator.embedding_dim:
         raise ValueError(
             f"the encoder gives {encoder.output_dim}-d embeddings but the generator was trained on "
             f"{generator.embedding_dim}-d ones: export with the encoder the run was trained with"
         )
-    archive = _build_archive(generator, encoder, max_batch)
-    with atomic_directory(target) as tmp:
-        archive.write_out(str(tmp), verbose=False)
-        write_warmup_requests(tmp, generator.z_dim, model_name or export_root.name)
-    write_models_config(export_root, model_name or export_root.name)
+    # One export per base path at a time: two would both take the same "next free" version.
+    with exclusive_lock(export_root, "export"):
+        if version is None:
+            version = next_version(export_root)
+        target = export_root / str(version)
+        if target.exists():
+            raise FileExistsError(
+                f"{target} already exists: TF Serving versions are immutable; pick another "
+                "--version or leave it out to take the next free one"
+            )
+        archive = _build_archive(generator, encoder, max_batch)
+        with atomic_directory(target) as tmp:
+            try:
+                archive.write_out(str(tmp), verbose=False)
+                write_warmup_requests(tmp, generator.z_dim, model_name or export_root.name)
+            except tf.errors.OpError as error:  # TF's file system layer, not Python's
+                raise WriteFailedError(target, error) from error
+        write_models_config(export_root, model_name or export_root.name)
     return target
 
 

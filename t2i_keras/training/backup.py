@@ -24,11 +24,14 @@ from t2i_keras.training.callbacks import finite_logs
 from t2i_keras.utils.files import atomic_directory, atomic_write_bytes
 
 
+WEIGHTS_FILE = "model.keras"
+
+
 class TrainingBackup:
     """Writes and restores backups of a compiled TextToImageGAN in `directory`.
 
-    A backup is Keras' own weights file of the model (its attributes reach both networks, the EMA
-    generator and both optimizers) plus `state.json` with the step and the random generators'
+    A backup is Keras' own `.keras` file of the model (its attributes reach both networks, the EMA
+    generator and both optimizers; `load_weights` reads them back) plus `state.json` with the step and the random generators'
     states, which Keras' weights file leaves out.
 
     Args:
@@ -66,7 +69,9 @@ class TrainingBackup:
         path = self.latest()
         if path is None:
             return 0
-        self.gan.load_weights(path / "model.weights.h5")
+        weights = path / WEIGHTS_FILE
+        # Backups written before the switch to `.keras` hold a bare HDF5 weights file.
+        self.gan.load_weights(weights if weights.exists() else path / "model.weights.h5")
         state = json.loads((path / "state.json").read_text())
         for variable, value in zip(self._rng_states(), state["rng_states"], strict=True):
             variable.assign(np.asarray(value, dtype=variable.dtype))
@@ -79,7 +84,10 @@ class TrainingBackup:
         # Rewriting a step that `latest` may name moves the old copy aside only once the new one
         # is complete, instead of deleting it before writing.
         with atomic_directory(target, overwrite=True) as tmp:
-            self.gan.save_weights(tmp / "model.weights.h5")
+            # A `.keras` archive, not `save_weights`' `.weights.h5`: Keras builds the archive's
+            # HDF5 part in memory and Python writes the file, so a full disk raises an OSError;
+            # h5py writing to a full disk itself crashes the process (segfault, h5py 3.x).
+            self.gan.save(tmp / WEIGHTS_FILE)
             (tmp / "state.json").write_text(json.dumps(state))
         atomic_write_bytes(self.directory / "latest", name.encode())
         for old in sorted(self.directory.glob("step_*"))[: -self.keep]:

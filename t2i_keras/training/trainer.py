@@ -15,7 +15,9 @@ Run-directory layout:
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
+import shutil
 
 import keras
 import tensorflow as tf
@@ -87,21 +89,28 @@ def train(
             "train.jit_compile does not work under MirroredStrategy on CPUs (TF 2.21); "
             "turn it off for multi-replica runs"
         )
+    chief = distribute.is_chief(strategy)
     out_dir = distribute.worker_dir(run_dir, strategy)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files.atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
-    if verbose:
-        chosen = f"{precision} (--precision auto)" if t.precision == "auto" else precision
-        print(distribute.describe(strategy, chosen))
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(precision)  # the layers built below keep it
-    try:
-        return _train(config, out_dir, strategy, verbose, export_dir)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
+    # One training per run directory: a second one would interleave its checkpoints, backups and
+    # samples with the first's. Other workers write into their own temporary folders.
+    with files.exclusive_lock(out_dir, "training") if chief else contextlib.nullcontext():
+        try:
+            files.atomic_write_bytes(out_dir / "config.json", config.to_json().encode())
+            if verbose:
+                chosen = f"{precision} (--precision auto)" if t.precision == "auto" else precision
+                print(distribute.describe(strategy, chosen))
+            previous_policy = keras.mixed_precision.global_policy()
+            keras.mixed_precision.set_global_policy(precision)  # the layers built below keep it
+            try:
+                return _train(config, run_dir, out_dir, strategy, verbose, export_dir)
+            finally:
+                keras.mixed_precision.set_global_policy(previous_policy)
+        finally:
+            if not chief:  # its copy only mirrored the chief's writes
+                shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def _train(config, out_dir, strategy, verbose, export_dir) -> TextToImageGAN:
+def _train(config, run_dir, out_dir, strategy, verbose, export_dir) -> TextToImageGAN:
     t = config.train
     keras.utils.set_random_seed(t.seed)
 
@@ -113,7 +122,9 @@ def _train(config, out_dir, strategy, verbose, export_dir) -> TextToImageGAN:
         gan = compile_gan(build_gan(config, encoder.output_dim), config, steps_per_epoch)
         gan.set_embedding_statistics(data.real_embeddings())
     backup = TrainingBackup(gan, out_dir / "backup")
-    start_step = backup.restore()
+    # Every worker restores the chief's backup (run_dir is on a shared file system), so all of
+    # them resume at the same step; each then writes into its own folder.
+    start_step = TrainingBackup(gan, pathlib.Path(run_dir) / "backup").restore()
     if verbose and start_step:
         print(f"Resuming {out_dir} from its backup at step {start_step} of {total_steps}")
 

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -20,8 +21,17 @@ from tests.gan_helpers import tiny_config
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+# Subprocesses import this checkout's package (cwd and PYTHONPATH), never an installed copy.
+CHILD_ENV = {
+    **os.environ,
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "PYTHONWARNINGS": "ignore",
+    "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
+}
+
+
 def run(args, env=None, timeout=600):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore", **(env or {})}
+    env = {**CHILD_ENV, **(env or {})}
     return subprocess.run(args, capture_output=True, text=True, env=env, cwd=REPO, timeout=timeout)
 
 
@@ -37,19 +47,61 @@ def assert_same_weights(a, b, atol=0.0):
         np.testing.assert_allclose(x, y, atol=atol, rtol=0, err_msg=name)
 
 
-def test_mirrored_strategy_on_two_devices_equals_one_device_at_the_same_global_batch():
-    result = run([sys.executable, "-m", "tests.distributed_run", "equivalence", "--steps", "3"])
+EQUIVALENCE_TOLERANCE = 1e-5  # the README's bound; measured: at most 2e-7 (SGD), 1e-6 (Adam)
+
+
+def equivalence_report(*flags):
+    result = run([sys.executable, "-m", "tests.distributed_run", "equivalence", *flags])
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["replicas"] == 2
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def assert_equivalent(entry):
+    assert entry["replicas"] == 2
     for part in ("generator", "discriminator", "ema_generator"):
-        # Batch norm (synchronized), the EMA, MA-GP and GAN-INT all included; training moved the
-        # weights by far more than the tolerance, so a doubled or halved gradient would show.
-        assert report[part]["max_abs_diff"] < 1e-5, (part, report[part])
-        assert report[part]["max_change"] > 1e-2, (part, report[part])
+        # Training moved the weights by far more than the tolerance (checked), so a doubled or
+        # halved gradient would show.
+        assert entry[part]["max_abs_diff"] < EQUIVALENCE_TOLERANCE, (part, entry[part])
+        assert entry[part]["max_change"] > 1e-2, (part, entry[part])
+
+
+def test_mirrored_strategy_on_two_devices_equals_one_device_at_the_same_global_batch():
+    # Reed's networks (BCE, concatenation, synchronized batch norm, MA-GP) with the Adam the
+    # presets use; GAN-INT and the EMA are in every configuration.
+    assert_equivalent(equivalence_report("--steps", "3", "--configs", "reed")["reed"])
+
+
+def test_mirrored_equivalence_of_the_quickstart_and_dfgan_networks_under_sgd():
+    # SGD's update is proportional to the gradient, so a wrong loss scale cannot hide behind
+    # Adam's normalization: hinge + spectral norm + projection (quickstart), and DF-GAN's deep
+    # fusion generator with its residual one-way discriminator, hinge and MA-GP.
+    report = equivalence_report(
+        "--steps", "3", "--configs", "reed,quickstart,dfgan", "--optimizer", "sgd"
+    )
+    for config in ("reed", "quickstart", "dfgan"):
+        assert_equivalent(report[config])
+
+
+def test_the_equivalence_check_catches_a_per_replica_loss_mean():
+    # The classic mistake: each replica averages over its own half of the batch, and the
+    # all-reduce then sums the two gradients (twice the global mean's). It must fail the check.
+    report = equivalence_report(
+        "--steps",
+        "3",
+        "--configs",
+        "quickstart",
+        "--optimizer",
+        "sgd",
+        "--reduction",
+        "replica_mean",
+    )["quickstart"]
+    assert report["generator"]["max_abs_diff"] > 100 * EQUIVALENCE_TOLERANCE, report
+    assert report["discriminator"]["max_abs_diff"] > 100 * EQUIVALENCE_TOLERANCE, report
 
 
 def free_ports(count):
+    """Ports free a moment ago. Another process can still take one before the workers bind it
+    (TF_CONFIG must name every address up front), so `train_two_workers` retries on that."""
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
         s.bind(("127.0.0.1", 0))
@@ -57,6 +109,40 @@ def free_ports(count):
     for s in sockets:
         s.close()
     return ports
+
+
+PORT_TAKEN = ("Address already in use", "Could not start gRPC server", "Failed to add port")
+
+
+def train_two_workers(args, attempts=3, timeout=900):
+    """Runs `t2i-keras train` as two workers on 127.0.0.1; [(returncode, stdout, stderr)] * 2."""
+    for _ in range(attempts):
+        cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
+        procs = []
+        for index in range(2):
+            tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "t2i_keras", "train", *args],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env={**CHILD_ENV, "TF_CONFIG": json.dumps(tf_config)},
+                    cwd=REPO,
+                )
+            )
+        deadline = time.monotonic() + timeout
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            if any(p.poll() not in (None, 0) for p in procs):
+                break  # one failed: the other would wait for it until the timeout
+            time.sleep(0.5)
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        results = [(p.wait(), *p.communicate()) for p in procs]
+        if not any(any(m in err for m in PORT_TAKEN) for _, _, err in results):
+            return results
+    return results
 
 
 TINY_FLAGS = [
@@ -87,54 +173,23 @@ TINY_FLAGS = [
 
 
 @pytest.mark.slow
-def test_two_workers_train_through_the_train_command(tmp_path, text_encoder):
-    ports = free_ports(2)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+def test_two_workers_train_like_one_process_at_the_same_global_batch(tmp_path, text_encoder):
     run_dir, export_dir = tmp_path / "run", tmp_path / "saved_models" / "flowers"
-    procs = []
-    for index in range(2):
-        env = {
-            **os.environ,
-            "TF_CPP_MIN_LOG_LEVEL": "2",
-            "PYTHONWARNINGS": "ignore",
-            "TF_CONFIG": json.dumps(
-                {"cluster": cluster, "task": {"type": "worker", "index": index}}
-            ),
-        }
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "t2i_keras",
-                    "train",
-                    "--preset",
-                    "quickstart",
-                    "--run-dir",
-                    str(run_dir),
-                    "--export-dir",
-                    str(export_dir),
-                    "--precision",
-                    "float32",
-                    *TINY_FLAGS,
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
-                cwd=REPO,
-            )
-        )
-    outputs = [p.communicate(timeout=900) for p in procs]
-    for proc, (out, err) in zip(procs, outputs):
-        assert proc.returncode == 0, err[-4000:]
-    # The chief (worker 0) owns run_dir and the export; worker 1 wrote into a temporary folder.
+    common = ["--preset", "quickstart", "--precision", "float32", *TINY_FLAGS]
+    results = train_two_workers(
+        ["--run-dir", str(run_dir), "--export-dir", str(export_dir), *common]
+    )
+    for code, _, err in results:
+        assert code == 0, err[-4000:]
+    # The chief (worker 0) owns run_dir and the export; worker 1 wrote into a temporary folder,
+    # removed at the end.
     chief_line, other_line = (
         next(line for line in out.splitlines() if line.startswith("Wrote run"))
-        for out, _ in outputs
+        for _, out, _ in results
     )
     assert str(run_dir) in chief_line and str(run_dir) not in other_line
     other_dir = other_line.split("Wrote run ")[1].split(" ")[0]
+    assert not os.path.exists(other_dir), "the worker's temporary folder was left behind"
     for name in (
         "model.keras",
         "checkpoints/last.keras",
@@ -144,59 +199,92 @@ def test_two_workers_train_through_the_train_command(tmp_path, text_encoder):
         assert (run_dir / name).exists(), name
     assert (export_dir / "1" / "saved_model.pb").exists()
     assert not (export_dir / "2").exists(), "only the chief's export is kept"
-    assert_same_weights(
-        model_weights(run_dir / "model.keras"), model_weights(f"{other_dir}/model.keras")
+    # All-reduce makes the workers agree with each other by construction; what must hold is that
+    # together they train like one process on the whole global batch (a worker training on the
+    # wrong shard, or on the whole batch, ends elsewhere).
+    single_dir = tmp_path / "single"
+    single = run(
+        [sys.executable, "-m", "t2i_keras", "train", "--run-dir", str(single_dir), *common]
     )
+    assert single.returncode == 0, single.stderr[-4000:]
+    assert_same_weights(
+        model_weights(run_dir / "model.keras"),
+        model_weights(single_dir / "model.keras"),
+        atol=EQUIVALENCE_TOLERANCE,
+    )
+
+
+RESUME_EPOCHS, RESUME_STEPS_PER_EPOCH, RESUME_BACKUP_EVERY = 2, 5, 2  # backups: 2 4 5 6 8 10
 
 
 @pytest.fixture(scope="module")
 def resume_config(tmp_path_factory, text_encoder):
     config = tiny_config()
-    config.train.epochs = 2
-    config.train.steps_per_epoch = 3
-    config.train.backup_every = 2
+    config.train.epochs = RESUME_EPOCHS
+    config.train.steps_per_epoch = RESUME_STEPS_PER_EPOCH
+    config.train.backup_every = RESUME_BACKUP_EVERY
     config.train.precision = "float32"
     path = tmp_path_factory.mktemp("resume") / "config.json"
     config.save(path)
     return path
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(resume_config, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("uninterrupted")
-    result = run(
-        [sys.executable, "-m", "tests.distributed_run", "train", str(resume_config), str(run_dir)]
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return model_weights(run_dir / "model.keras")
-
-
-@pytest.mark.parametrize(
-    "kill",
-    [
-        ["--kill-after-step", "3"],  # mid-epoch, one step after the step-2 backup
-        ["--kill-in-backup", "4"],  # while the step-4 backup is being written
-        ["--kill-in-model-save"],  # while checkpoints/last.keras is being replaced
-    ],
-)
-def test_a_killed_run_resumes_and_ends_exactly_like_an_uninterrupted_one(
-    kill, resume_config, uninterrupted, tmp_path
-):
-    command = [
+def train_command(config, run_dir, *kill):
+    return [
         sys.executable,
         "-m",
         "tests.distributed_run",
         "train",
-        str(resume_config),
-        str(tmp_path),
+        str(config),
+        str(run_dir),
+        *kill,
     ]
-    killed = run(command + kill)
+
+
+def last_json_line(result):
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(resume_config, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("uninterrupted")
+    result = run(train_command(resume_config, run_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    total = RESUME_EPOCHS * RESUME_STEPS_PER_EPOCH
+    assert last_json_line(result) == {"resumed_from": 0, "steps_run": total}
+    return model_weights(run_dir / "model.keras")
+
+
+@pytest.mark.parametrize(
+    "kill, resumed_from",
+    [
+        # Mid-epoch, between the every-2-step backups at steps 2 and 4 (epochs end at 5, 10).
+        (["--kill-after-step", "3"], 2),
+        # While the mid-epoch backup of step 4 is being written: the step-2 one is still good.
+        (["--kill-in-backup", "4"], 2),
+        # While checkpoints/last.keras is being replaced at the end of epoch 1 (its backup, at
+        # step 5, was written just before).
+        (["--kill-in-model-save"], 5),
+    ],
+    ids=["mid-epoch", "in-backup", "in-checkpoint"],
+)
+def test_a_killed_run_resumes_from_its_backup_and_ends_exactly_like_an_uninterrupted_one(
+    kill, resumed_from, resume_config, uninterrupted, tmp_path
+):
+    killed = run(train_command(resume_config, tmp_path, *kill))
     assert killed.returncode == -9, killed.stderr[-3000:]
     assert not (tmp_path / "model.keras").exists()
     if (tmp_path / "checkpoints" / "last.keras").exists():  # whatever is there still loads
         keras.saving.load_model(tmp_path / "checkpoints" / "last.keras", compile=False)
-    resumed = run(command)
+    resumed = run(train_command(resume_config, tmp_path))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    # A rerun that ignored its backup would also end with the uninterrupted weights (training is
+    # seeded): the resumed process must have started at the backup and run only the rest.
+    total = RESUME_EPOCHS * RESUME_STEPS_PER_EPOCH
+    assert last_json_line(resumed) == {
+        "resumed_from": resumed_from,
+        "steps_run": total - resumed_from,
+    }
     assert_same_weights(model_weights(tmp_path / "model.keras"), uninterrupted)
 
 
