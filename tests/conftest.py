@@ -25,6 +25,15 @@ def shared_data() -> pathlib.Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def coco_mini() -> pathlib.Path:
+    """80 COCO photographs with captions (../shared/data/coco-mini); skips where absent."""
+    path = SHARED_DATA / "coco-mini"
+    if not (path / "annotations").is_dir():
+        pytest.skip(f"COCO sample not found at {path} (it lives beside the repo in CI)")
+    return path
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory) -> pathlib.Path:
     """Every test session builds into its own cache, so no test depends on a user's cache."""

@@ -75,11 +75,9 @@ def test_tfds_coco_builder(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_coco_photographs(shared_data, text_encoder, tmp_path):
+def test_real_coco_photographs(coco_mini, text_encoder, tmp_path):
     """80 COCO 2017 photographs with 400 human captions, prepared with the real encoder."""
-    prepared = prepare_dataset(
-        "coco", shared_data / "coco-mini", "train", 32, text_encoder, cache_root=tmp_path
-    )
+    prepared = prepare_dataset("coco", coco_mini, "train", 32, text_encoder, cache_root=tmp_path)
     report = json.loads(prepared.report_path.read_text())
     assert report["errors"] == []
     assert (prepared.num_examples, prepared.meta["num_captions"]) == (80, 400)

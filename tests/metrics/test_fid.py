@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from t2i_keras.data import flowers
 from t2i_keras.metrics import fid, inception, inception_weights, torch_pickle
 
 requires_weights = pytest.mark.skipif(
@@ -225,11 +226,18 @@ def reference_features(torch, image_sets: list[np.ndarray]) -> list[np.ndarray]:
     return np.split(features, np.cumsum([len(images) for images in image_sets])[:-1])
 
 
+def natural_images(n: int, size: int, seed: int) -> np.ndarray:
+    """Procedural flowers: edges, texture and pixel noise, where a wrong resize shows (smooth
+    images are nearly the same under any interpolation)."""
+    return flowers.generate_examples(n, size, seed=seed, split="fid-parity")["image"]
+
+
 @requires_weights
 def test_port_matches_the_torchscript_model(features):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
-    real = smooth_images(16, 64, seed=1, max_frequency=3)
-    generated = smooth_images(16, 48, seed=2, max_frequency=8)
+    # Two sizes, so the resize to 299 interpolates differently in each set.
+    real = natural_images(16, 64, seed=1)
+    generated = natural_images(16, 48, seed=2)
     ours = []  # image_set_distances' features, kept for the per-image comparison
 
     def recorded(images, progress):
@@ -240,12 +248,15 @@ def test_port_matches_the_torchscript_model(features):
     ours_result = fid.image_set_distances(real, generated, recorded, **kid_args)
     theirs = reference_features(torch, [real, generated])
     theirs_result = fid.feature_set_distances(*theirs, **kid_args)
+    # The README's bounds. Measured on AMD EPYC (AVX2): 1 - cosine <= 1.2e-7 per image, FID
+    # 148.3024 on both sides, difference 3.6e-6; KID difference 2.7e-8.
     for a, b in zip(ours, theirs, strict=True):
+        a, b = a.astype(np.float64), b.astype(np.float64)
         cosine = np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-        assert cosine.min() >= 0.9999
+        assert cosine.min() >= 0.999999
     assert theirs_result["fid"] > 10  # the sets differ, so the comparison means something
-    assert abs(ours_result["fid"] - theirs_result["fid"]) < 0.01
-    assert abs(ours_result["kid_mean"] - theirs_result["kid_mean"]) < 1e-4
+    assert abs(ours_result["fid"] - theirs_result["fid"]) < 1e-5
+    assert abs(ours_result["kid_mean"] - theirs_result["kid_mean"]) < 1e-7
     assert ours_result["num_real"] == ours_result["num_generated"] == 16
 
 

@@ -5,7 +5,9 @@ import warnings
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from t2i_keras.models import losses
 from t2i_keras.models.gan import TextToImageGAN
 from tests.gan_helpers import compile_tiny, inputs, tiny_batches, tiny_discriminator, tiny_gan
 
@@ -47,6 +49,74 @@ def test_wrong_term_is_masked_when_the_batch_has_one_class():
     gan = compile_tiny(tiny_gan())
     history = gan.fit(tiny_batches(classes=1), steps_per_epoch=1, epochs=1, verbose=0).history
     assert history["d_wrong"] == [0.0]
+
+
+def one_batch(**kwargs):
+    return {k: v.numpy() for k, v in next(iter(tiny_batches(**kwargs))).items()}
+
+
+def sgd_gan(d_rate, g_rate, **kwargs):
+    """A tiny GAN whose updates are exactly -rate x gradient (a rate of 0 freezes a network)."""
+    gan = tiny_gan(**kwargs)
+    gan.compile(d_optimizer=keras.optimizers.SGD(d_rate), g_optimizer=keras.optimizers.SGD(g_rate))
+    return gan
+
+
+def update(gan, network, batch):
+    """One train_step on `batch`: how far each trainable weight of `network` moved; the logs."""
+    variables = getattr(gan, network).trainable_variables
+    before = [np.array(v) for v in variables]
+    logs = gan.train_step({k: tf.constant(v) for k, v in batch.items()})
+    return [np.array(v) - b for v, b in zip(variables, before)], logs
+
+
+def test_the_gan_int_term_adds_its_own_gradient_to_the_generator_update():
+    batch = one_batch()
+    with_int, without, reference = (
+        sgd_gan(0.0, 1.0, gan_int_weight=w, gan_int_beta=0.25) for w in (1.0, 0.0, 1.0)
+    )
+    for gan in (without, reference):
+        for weight, value in zip(gan.weights, with_int.weights, strict=True):
+            weight.assign(value)
+    delta_with, _ = update(with_int, "generator", batch)
+    delta_without, _ = update(without, "generator", batch)
+    # Reed §4.3: the generator is also scored on beta·t1 + (1 - beta)·t2 with its own noise.
+    g = reference.generator
+    with tf.GradientTape() as tape:
+        mixed = 0.25 * batch["embedding"] + 0.75 * batch["mix_embedding"]
+        images, _ = g.generate(tf.constant(mixed), tf.constant(batch["noise"][:, 1]), training=True)
+        logits = reference.discriminator([images, tf.constant(mixed)], training=True)
+        term = tf.reduce_mean(losses.bce_generator_loss(logits))
+    gradients = tape.gradient(term, g.trainable_variables)
+    assert max(np.abs(d).max() for d in delta_without) > 1e-3
+    for a, b, gradient in zip(delta_with, delta_without, gradients, strict=True):
+        np.testing.assert_allclose(a - b, -np.array(gradient), atol=1e-6, rtol=1e-4)
+    assert max(np.abs(a - b).max() for a, b in zip(delta_with, delta_without)) > 1e-3
+
+
+def test_masked_wrong_pairs_do_not_reach_the_discriminator_loss():
+    # The quickstart's discriminator (spectral norm, no batch norm): with batch norm, a masked
+    # row still enters the wrong images' batch statistics.
+    options = {"spectral_norm": True, "conditioning": "projection"}
+    batch = one_batch()
+    batch["wrong_mask"][:3] = 0.0
+    garbage = np.random.default_rng(9).uniform(-1, 1, batch["wrong_image"][:1].shape)
+    masked_changed = {**batch, "wrong_image": batch["wrong_image"].copy()}
+    masked_changed["wrong_image"][:3] = garbage
+    unmasked_changed = {**batch, "wrong_image": batch["wrong_image"].copy()}
+    unmasked_changed["wrong_image"][3:4] = garbage
+    results, initial = [], None
+    for variant in (batch, masked_changed, unmasked_changed):
+        gan = sgd_gan(1.0, 0.0, loss="hinge", discriminator_kwargs=options)
+        initial = initial or [np.array(w) for w in gan.weights]
+        for weight, value in zip(gan.weights, initial, strict=True):
+            weight.assign(value)
+        results.append(update(gan, "discriminator", variant))
+    (base, base_logs), (masked, masked_logs), (unmasked, _) = results
+    for a, b in zip(base, masked, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert float(base_logs["d_loss"]) == float(masked_logs["d_loss"])
+    assert max(np.abs(a - b).max() for a, b in zip(base, unmasked)) > 1e-4
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401
 
 from t2i_keras.serving import export
+from t2i_keras.text import use_module
+from t2i_keras.utils import files
 from t2i_keras.utils.sampling import to_uint8
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -282,9 +285,37 @@ def test_an_interrupted_export_leaves_no_version_behind(
     with pytest.raises(KeyboardInterrupt):
         export.export_saved_model(tiny_run[1], text_encoder, root)
     assert export.list_versions(root) == []
-    assert not [p for p in root.iterdir() if p.name.startswith(".")], "temporary folder left behind"
+    leftovers = [p for p in root.iterdir() if p.name.startswith(".") and p.name != files.LOCK_FILE]
+    assert not leftovers, "temporary folder left behind"
     with pytest.raises(FileNotFoundError, match="neither a SavedModel"):
         export.resolve_version_dir(root)
+
+
+def test_an_export_that_cannot_be_written_names_the_version_and_keeps_the_others(
+    tmp_path, tiny_run, text_encoder, disk_full
+):
+    root = tmp_path / "flowers"
+    first = export.export_saved_model(tiny_run[1], text_encoder, root)
+    with disk_full(1 << 20), pytest.raises(files.WriteFailedError) as error:
+        export.export_saved_model(tiny_run[1], text_encoder, root)  # the encoder alone is 65 MB
+    assert str(root / "2") in str(error.value)
+    assert export.list_versions(root) == [1]
+    assert export.resolve_version_dir(root) == first
+    assert not [p for p in root.iterdir() if ".tmp-" in p.name], "temporary folder left behind"
+
+
+def test_a_second_export_into_the_same_base_path_is_refused_while_one_runs(
+    tmp_path, tiny_run, text_encoder, lock_holder
+):
+    root = tmp_path / "flowers"
+    holder = lock_holder(root, "export")
+    with pytest.raises(files.DirectoryInUseError) as error:
+        export.export_saved_model(tiny_run[1], text_encoder, root)
+    assert str(root) in str(error.value) and f"process {holder.pid} " in str(error.value)
+    assert export.list_versions(root) == []
+    holder.kill()  # a killed export's lock does not block the next one
+    holder.wait()
+    assert export.export_saved_model(tiny_run[1], text_encoder, root).name == "1"
 
 
 def test_resolve_version_dir_takes_the_newest_version(exported_model):
@@ -294,6 +325,20 @@ def test_resolve_version_dir_takes_the_newest_version(exported_model):
 
 class TestBadRequests:
     """Each bad request gets a defined result or an InvalidArgumentError naming the problem."""
+
+    def test_the_work_per_caption_is_bounded_inside_the_saved_model(self, loaded):
+        # What the text encoder's MAX_CAPTION_CHARACTERS / MAX_TOKENS promise, through the
+        # export: the tail of a huge caption changes nothing and costs nothing.
+        head = "pink petals and a yellow centre " * (use_module.MAX_TOKENS // 4)
+        huge = head + "blue " * 200_000  # a million characters
+        noise = tf.random.stateless_normal([2, Z_DIM], seed=[0, 1])
+        images = loaded.signatures["generate_with_noise"](
+            captions=tf.constant([head, huge]), noise=tf.concat([noise[:1], noise[:1]], 0)
+        )["images"].numpy()
+        np.testing.assert_array_equal(images[0], images[1])
+        started = time.perf_counter()
+        loaded.signatures["serving_default"](captions=tf.constant([huge] * 8))  # max batch 8
+        assert time.perf_counter() - started < 5.0  # 8 x 1M characters; unbounded: minutes
 
     def test_empty_batch_gives_empty_outputs_through_every_signature(self, loaded):
         empty = tf.constant([], tf.string)

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from t2i_keras import config as t2i_config
 from t2i_keras.training.runs import generate_images, load_run
 from t2i_keras.training.trainer import train
+from t2i_keras.utils.files import LOCK_FILE, DirectoryInUseError
 from tests.gan_helpers import tiny_config
 
 
@@ -91,14 +93,11 @@ def test_train_command_rejects_unknown_presets_and_bad_flags():
         assert result.returncode == 2 and "error" in result.stderr
 
 
-def test_training_on_real_photographs_coco_mini(shared_data, tmp_path, text_encoder):
+def test_training_on_real_photographs_coco_mini(coco_mini, tmp_path, text_encoder):
     """Prepare COCO-format data (80 real photos, 400 captions), train a few steps, generate."""
     from t2i_keras.data.splits import load_split
     from t2i_keras.training.trainer import train
 
-    coco_mini = shared_data / "coco-mini"
-    if not coco_mini.is_dir():
-        pytest.skip(f"{coco_mini} is absent")
     config = tiny_config()
     config.data.dataset, config.data.data_dir = "coco", str(coco_mini)
     config.data.flip = False
@@ -138,3 +137,24 @@ def test_a_preset_trains_a_few_steps_end_to_end(preset, tmp_path, text_encoder):
     assert (tmp_path / "model.keras").exists()
     timing = (tmp_path / "timing.json").read_text()
     assert '"steps": 2' in timing
+
+
+def test_a_second_training_on_a_run_directory_is_refused_at_once(tmp_path, lock_holder):
+    holder = lock_holder(tmp_path, "training")  # another train() on the same --run-dir
+    started = time.monotonic()
+    with pytest.raises(DirectoryInUseError) as error:
+        train(tiny_config(), tmp_path, verbose=0)
+    assert time.monotonic() - started < 5, "refused only after loading data"
+    message = str(error.value)
+    assert str(tmp_path) in message and f"process {holder.pid} " in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK_FILE], "it wrote into the folder"
+
+
+def test_the_lock_of_a_killed_training_does_not_block_the_next(tmp_path, lock_holder, text_encoder):
+    holder = lock_holder(tmp_path, "training")
+    holder.kill()
+    holder.wait()
+    config = tiny_config()
+    config.train.epochs, config.train.steps_per_epoch = 1, 1
+    train(config, tmp_path, verbose=0)
+    assert (tmp_path / "model.keras").exists()
