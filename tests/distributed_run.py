@@ -1,10 +1,10 @@
 """Subprocess entry points for tests/training/test_distribute.py (device layouts and kills need
 a fresh process).
 
-python -m tests.distributed_run equivalence --steps 3 [--configs reed,quickstart,dfgan]
-        [--optimizer adam|sgd] [--reduction global|replica_mean]
-    one device at global batch 2B vs MirroredStrategy over 2 logical CPUs at 2B; prints JSON
-    with the largest weight differences per configuration and network.
+python -m tests.distributed_run equivalence --steps 3 --runs reed,quickstart:sgd,...
+    one device at global batch 2B vs MirroredStrategy over 2 logical CPUs at 2B, for each run
+    (network[:adam|sgd[:global|replica_mean]]); prints JSON with the largest weight differences
+    per run and network.
 python -m tests.distributed_run train CONFIG_JSON RUN_DIR [--kill-after-step K | --kill-in-backup K
                                                          | --kill-in-model-save]
     `train()` with op determinism; optionally SIGKILLs itself at a chosen moment; prints the step
@@ -47,12 +47,14 @@ def tiny_networks(name: str):
     raise ValueError(f"unknown configuration {name!r}")
 
 
-def equivalence(steps: int, precision: str, configs, optimizer: str, reduction: str) -> dict:
-    """Trains each configuration on one device and on two mirrored ones from the same weights.
+def equivalence(steps: int, precision: str, runs) -> dict:
+    """Trains each run (`network[:optimizer[:reduction]]`) on one device and on two mirrored ones
+    from the same weights; reports the largest differences per network.
 
-    `optimizer="sgd"` makes the update proportional to the gradient (Adam normalizes a wrong
-    gradient scale away); `reduction="replica_mean"` replaces the global-batch average with a
-    per-replica mean, which the all-reduce then sums: the bug the test must catch.
+    `optimizer` "adam" (default) or "sgd": SGD's update is proportional to the gradient (Adam
+    normalizes a wrong gradient scale away). `reduction` "global" (default) or "replica_mean":
+    a per-replica mean instead of the global-batch average, which the all-reduce then sums — the
+    bug the test must catch.
     """
     import tensorflow as tf
 
@@ -65,10 +67,9 @@ def equivalence(steps: int, precision: str, configs, optimizer: str, reduction: 
     from tests.gan_helpers import tiny_batches
 
     distribute.install_keras_workarounds()  # this builds its own MirroredStrategy
-    if reduction == "replica_mean":
-        tf.nn.compute_average_loss = lambda per_example, **_: tf.reduce_mean(per_example)
+    global_average = tf.nn.compute_average_loss
 
-    def make_optimizer():
+    def make_optimizer(optimizer):
         if optimizer == "sgd":
             return keras.optimizers.SGD(0.05)
         return keras.optimizers.Adam(1e-3, beta_1=0.5)
@@ -82,12 +83,21 @@ def equivalence(steps: int, precision: str, configs, optimizer: str, reduction: 
         ("one_device", tf.distribute.get_strategy()),
         ("mirrored", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])),
     )
-    for config in configs:
+    for run in runs:
+        config, optimizer, reduction = (run.split(":") + ["adam", "global"][run.count(":") :])[:3]
+        # Read when train_step is traced, which each new model does on its first fit.
+        tf.nn.compute_average_loss = (
+            (lambda per_example, **_: tf.reduce_mean(per_example))
+            if reduction == "replica_mean"
+            else global_average
+        )
         initial, results = None, {}
         for name, strategy in strategies:
             with strategy.scope():
                 gan = tiny_networks(config)
-                gan.compile(d_optimizer=make_optimizer(), g_optimizer=make_optimizer())
+                gan.compile(
+                    d_optimizer=make_optimizer(optimizer), g_optimizer=make_optimizer(optimizer)
+                )
             if initial is None:
                 initial = {p: [np.array(w) for w in getattr(gan, p).weights] for p in parts}
                 initial_all = [np.array(w) for w in gan.weights]
@@ -110,7 +120,7 @@ def equivalence(steps: int, precision: str, configs, optimizer: str, reduction: 
                 ),
                 "weights": len(pairs),
             }
-        report[config] = entry
+        report[run] = entry
     return report
 
 
@@ -183,9 +193,7 @@ def main() -> None:
     eq = sub.add_parser("equivalence")
     eq.add_argument("--steps", type=int, default=3)
     eq.add_argument("--precision", default="float32")
-    eq.add_argument("--configs", default="reed")
-    eq.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    eq.add_argument("--reduction", choices=("global", "replica_mean"), default="global")
+    eq.add_argument("--runs", default="reed", help="network[:adam|sgd[:global|replica_mean]],...")
     tr = sub.add_parser("train")
     tr.add_argument("config")
     tr.add_argument("run_dir")
@@ -194,9 +202,7 @@ def main() -> None:
     tr.add_argument("--kill-in-model-save", action="store_true")
     args = parser.parse_args()
     if args.mode == "equivalence":
-        configs = args.configs.split(",")
-        report = equivalence(args.steps, args.precision, configs, args.optimizer, args.reduction)
-        print(json.dumps(report))
+        print(json.dumps(equivalence(args.steps, args.precision, args.runs.split(","))))
     else:
         train_and_maybe_die(args.config, args.run_dir, args)
 

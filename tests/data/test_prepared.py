@@ -1,7 +1,10 @@
 """Prepared datasets: round trip, report, cache reuse and invalidation, the streaming paths."""
 
 import json
+import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -220,3 +223,87 @@ def test_invalid_requests(tmp_path):
             2,
             caption_counts=np.array([1, 3]),
         )
+
+
+PREPARE_AND_DIE = """
+import os, signal, sys
+from t2i_keras.data import prepared, shards
+from t2i_keras.text import embeddings
+from tests.data_fixtures import FakeEncoder
+
+data_dir, cache_root, moment = sys.argv[1:4]
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if moment == "decoding":
+    load_images = prepared.images.load_images
+
+    def dying_load(*args, **kwargs):
+        for i, result in enumerate(load_images(*args, **kwargs)):
+            if i == 60:
+                die()
+            yield result
+
+    prepared.images.load_images = dying_load
+elif moment == "embedding":
+    add = embeddings.EmbeddingCache.add
+
+    def dying_add(self, *args, **kwargs):
+        add(self, *args, **kwargs)
+        die()  # one batch of vectors is in the cache, the rest is not
+
+    embeddings.EmbeddingCache.add = dying_add
+else:  # every shard is written, meta.json is not, the folder is not renamed into place
+    write_shards = shards.write_shards
+
+    def dying_write(*args, **kwargs):
+        write_shards(*args, **kwargs)
+        die()
+
+    shards.write_shards = dying_write
+prepared.prepare_dataset(
+    "folder", data_dir, "train", 16, FakeEncoder(), cache_root=cache_root,
+    examples_per_shard=50, progress=False,
+)
+"""
+
+
+def make_photo_folder(root: pathlib.Path, count: int, tag: str) -> pathlib.Path:
+    """`count` small PNGs with three captions each (unique per `tag`, so no test's embeddings
+    are in the cache already)."""
+    for i in range(count):
+        write(root / f"group{i % 3}" / f"photo{i:03d}.png", png(pixels(i)))
+        write(
+            root / f"group{i % 3}" / f"photo{i:03d}.txt",
+            "".join(f"{tag} photo {i} caption {k}\n" for k in range(3)),
+        )
+    return root
+
+
+@pytest.mark.parametrize("moment", ["decoding", "embedding", "writing"])
+def test_an_interrupted_preparation_is_never_taken_for_a_complete_one(moment, tmp_path):
+    data_dir = make_photo_folder(tmp_path / "photos", 150, moment)  # 450 captions: 2 batches
+    cache = tmp_path / "cache"
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    killed = subprocess.run(
+        [sys.executable, "-c", PREPARE_AND_DIE, str(data_dir), str(cache), moment],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo), "TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert not list(cache.glob("*/meta.json")), "a killed preparation looks complete"
+    encoder = FakeEncoder()
+    again = prepare("folder", data_dir, encoder, cache, examples_per_shard=50)
+    assert not again.reused and again.num_examples == 150
+    if moment == "embedding":
+        assert encoder.calls == 1, "the batch embedded before the kill was embedded again"
+    clean = prepare("folder", data_dir, FakeEncoder(), tmp_path / "clean", examples_per_shard=50)
+    ours, reference = shards.load_prepared(again), shards.load_prepared(clean)
+    for key in ("images", "embeddings", "captions", "ids"):
+        np.testing.assert_array_equal(ours[key], reference[key])

@@ -50,8 +50,25 @@ def assert_same_weights(a, b, atol=0.0):
 EQUIVALENCE_TOLERANCE = 1e-5  # the README's bound; measured: at most 2e-7 (SGD), 1e-6 (Adam)
 
 
-def equivalence_report(*flags):
-    result = run([sys.executable, "-m", "tests.distributed_run", "equivalence", *flags])
+EQUIVALENCE_RUNS = ("reed", "quickstart:sgd", "dfgan:sgd", "quickstart:sgd:replica_mean")
+
+
+@pytest.fixture(scope="module")
+def equivalence():
+    """Every equivalence run in one process (TensorFlow starts, and the strategy is built, once)."""
+    result = run(
+        [
+            sys.executable,
+            "-m",
+            "tests.distributed_run",
+            "equivalence",
+            "--steps",
+            "3",
+            "--runs",
+            ",".join(EQUIVALENCE_RUNS),
+        ],
+        timeout=1200,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -65,36 +82,24 @@ def assert_equivalent(entry):
         assert entry[part]["max_change"] > 1e-2, (part, entry[part])
 
 
-def test_mirrored_strategy_on_two_devices_equals_one_device_at_the_same_global_batch():
+def test_mirrored_strategy_on_two_devices_equals_one_device_at_the_same_global_batch(equivalence):
     # Reed's networks (BCE, concatenation, synchronized batch norm, MA-GP) with the Adam the
-    # presets use; GAN-INT and the EMA are in every configuration.
-    assert_equivalent(equivalence_report("--steps", "3", "--configs", "reed")["reed"])
+    # presets use; GAN-INT and the EMA are in every run.
+    assert_equivalent(equivalence["reed"])
 
 
-def test_mirrored_equivalence_of_the_quickstart_and_dfgan_networks_under_sgd():
+def test_mirrored_equivalence_of_the_quickstart_and_dfgan_networks_under_sgd(equivalence):
     # SGD's update is proportional to the gradient, so a wrong loss scale cannot hide behind
     # Adam's normalization: hinge + spectral norm + projection (quickstart), and DF-GAN's deep
     # fusion generator with its residual one-way discriminator, hinge and MA-GP.
-    report = equivalence_report(
-        "--steps", "3", "--configs", "reed,quickstart,dfgan", "--optimizer", "sgd"
-    )
-    for config in ("reed", "quickstart", "dfgan"):
-        assert_equivalent(report[config])
+    assert_equivalent(equivalence["quickstart:sgd"])
+    assert_equivalent(equivalence["dfgan:sgd"])
 
 
-def test_the_equivalence_check_catches_a_per_replica_loss_mean():
+def test_the_equivalence_check_catches_a_per_replica_loss_mean(equivalence):
     # The classic mistake: each replica averages over its own half of the batch, and the
     # all-reduce then sums the two gradients (twice the global mean's). It must fail the check.
-    report = equivalence_report(
-        "--steps",
-        "3",
-        "--configs",
-        "quickstart",
-        "--optimizer",
-        "sgd",
-        "--reduction",
-        "replica_mean",
-    )["quickstart"]
+    report = equivalence["quickstart:sgd:replica_mean"]
     assert report["generator"]["max_abs_diff"] > 100 * EQUIVALENCE_TOLERANCE, report
     assert report["discriminator"]["max_abs_diff"] > 100 * EQUIVALENCE_TOLERANCE, report
 
