@@ -88,7 +88,7 @@ def draw_for(captions, seed, follow_captions=True):
     drawn = flowers.sample_attributes(len(captions), rng)
     if follow_captions:
         for name, target in attributes.caption_targets(captions).items():
-            value = target + attributes.ATTRIBUTE_VALUES[name][0] * (name == "petal_count")
+            value = target + (flowers.PETAL_COUNTS[0] if name == "petal_count" else 0)
             drawn[name] = np.where(target >= 0, value, drawn[name]).astype(np.int32)
     return flowers.draw_flowers(drawn, 16, rng)
 
@@ -114,10 +114,10 @@ def scored(classifier, held_out):
 def test_new_drawings_that_follow_the_captions_score_the_ceiling(scored):
     scores, chance, _ = scored
     assert scores["ceiling"]["petal_colour"] > 0.8  # the tiny classifier learns petal colour
-    # Different flowers, same attributes: the same accuracy up to sampling noise (about 0.01 at
-    # 2,400 captions; measured differences at most 0.02).
+    # Different flowers, same attributes: the same accuracy up to sampling noise (0.01-0.02 per
+    # attribute at 900-2,400 captions; measured differences: at most 0.028, petal count).
     for name, ceiling in scores["ceiling"].items():
-        assert abs(scores["faithful"][name] - ceiling) < 0.04, (name, scores, ceiling)
+        assert abs(scores["faithful"][name] - ceiling) < 0.05, (name, scores, ceiling)
     assert scores["faithful"]["petal_colour"] > chance["petal_colour"] + 0.6
 
 
