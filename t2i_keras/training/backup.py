@@ -23,16 +23,15 @@ import numpy as np
 from t2i_keras.training.callbacks import finite_logs
 from t2i_keras.utils.files import atomic_directory, atomic_write_bytes
 
-
 WEIGHTS_FILE = "model.keras"
 
 
 class TrainingBackup:
     """Writes and restores backups of a compiled TextToImageGAN in `directory`.
 
-    A backup is Keras' own `.keras` file of the model (its attributes reach both networks, the EMA
-    generator and both optimizers; `load_weights` reads them back) plus `state.json` with the step and the random generators'
-    states, which Keras' weights file leaves out.
+    A backup is Keras' own `.keras` file of the model (its attributes reach both networks, the
+    EMA generator and both optimizers; `load_weights` reads them back) plus `state.json` with the
+    step and the random generators' states, which Keras' weights leave out.
 
     Args:
         gan: a compiled TextToImageGAN.

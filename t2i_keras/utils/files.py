@@ -110,15 +110,34 @@ def atomic_file(target: str | os.PathLike, suffix: str = "") -> Iterator[pathlib
             os.remove(tmp)
 
 
+# What a write can fail with that is about the place, not the data: no space or quota, a file
+# size limit, a read-only or unwritable folder, a file where a folder should be.
+_WRITE_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EFBIG,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EIO,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.ENAMETOOLONG,
+}
+
+
 @contextlib.contextmanager
 def _write_failures_name(target: pathlib.Path) -> Iterator[None]:
     """Turns an OSError raised while writing into a `WriteFailedError` naming `target`: the
-    writer's own error names a temporary file the user never sees (it is removed afterwards)."""
+    writer's own error names a temporary file the user never sees (it is removed afterwards).
+    Other OSErrors (a missing input file read inside the block) pass unchanged."""
     try:
         yield
     except WriteFailedError:
         raise
     except OSError as error:
+        if error.errno not in _WRITE_ERRNOS:
+            raise
         raise WriteFailedError(target, error) from error
 
 
