@@ -11,6 +11,7 @@ Run-directory layout:
     <run_dir>/samples/epoch_XXXX.png  fixed captions x fixed noise, EMA generator
     <run_dir>/history.json, training_curves.png, logs/ (TensorBoard)
     <run_dir>/timing.json           steps run, seconds, median seconds per step
+    <run_dir>/.t2i.lock             held while a training runs (`utils.files.exclusive_lock`)
 """
 
 from __future__ import annotations
