@@ -24,7 +24,7 @@ from t2i_keras.cli import checks
 from t2i_keras.cli.checks import UsageError
 from t2i_keras.data.kinds import DATASETS, REAL_DATASETS, RESIZE_POLICIES
 from t2i_keras.models.kinds import IMAGE_SIZES
-from t2i_keras.utils import quiet
+from t2i_keras.utils import files, quiet
 
 PROG = "t2i-keras"
 USER_ERROR = 2
@@ -298,6 +298,14 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{PROG} {command}" if command else PROG
         print(f"{where}: error: {error}", file=sys.stderr)
         return USER_ERROR
+    except (files.DirectoryInUseError, files.WriteFailedError) as error:
+        # Not a usage error (the same command works later or elsewhere), but a message already
+        # naming the folder and the other process, or the file and why: no traceback.
+        if verbose:
+            traceback.print_exc()
+        where = f"{PROG} {command}" if command else PROG
+        print(f"{where}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130

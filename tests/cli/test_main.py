@@ -191,3 +191,12 @@ def test_the_marker_lets_child_processes_filter_too(monkeypatch):
     quiet.start_tensorflow()
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == os.environ[quiet.QUIET_MARKER] == "2"
     assert not quiet.user_chose_log_level()
+
+
+def test_a_training_on_a_run_directory_in_use_is_one_line_naming_the_other_process(
+    capsys, tmp_path, lock_holder
+):
+    holder = lock_holder(tmp_path, "training")
+    assert cli.main(["train", "--run-dir", str(tmp_path)]) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"t2i-keras train: error: {tmp_path} is in use by process {holder.pid}")
