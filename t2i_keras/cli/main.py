@@ -86,19 +86,20 @@ def _train(parser):
     parser.add_argument("--export-dir", help="also export the trained model here (TF Serving)")
     t2i_config.add_override_flags(parser)
     quickstart = t2i_config.get_preset("quickstart").to_dict()
-    for action in parser._actions:
+    for action in parser._actions:  # each override's help shows the default preset's value
         section, _, field = action.dest.rpartition(".")
-        value = (quickstart[section] if section else quickstart).get(field)
-        if action.dest != "preset" and action.dest in _override_names() and value is not None:
-            shown = " ".join(value) if isinstance(value, list | tuple) else (value or '""')
-            action.help = f"quickstart: {shown}"
+        values = quickstart.get(section, {}) if section else quickstart
+        if action.dest != "preset" and field in values:
+            action.help = f"quickstart: {_shown(values[field])}"
     parser.epilog = "Run the same command again to resume after a crash or a kill."
 
 
-def _override_names() -> set[str]:
-    probe = argparse.ArgumentParser(add_help=False)
-    t2i_config.add_override_flags(probe)
-    return {action.dest for action in probe._actions}
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        return " | ".join(value)
+    return '""' if value == "" else str(value)
 
 
 def _prepare(parser):

@@ -2,8 +2,11 @@
 status 2 (and no work started), tracebacks only with --verbose, quiet start-up, and the
 subcommands end to end on the tiny run and its export."""
 
+import configparser
 import os
+import pathlib
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -200,3 +203,14 @@ def test_a_training_on_a_run_directory_in_use_is_one_line_naming_the_other_proce
     assert cli.main(["train", "--run-dir", str(tmp_path)]) == 1
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith(f"t2i-keras train: error: {tmp_path} is in use by process {holder.pid}")
+
+
+def test_pip_installs_the_command():
+    setup = configparser.ConfigParser()
+    setup.read(pathlib.Path(__file__).resolve().parents[2] / "setup.cfg")
+    scripts = setup["options.entry_points"]["console_scripts"].strip().splitlines()
+    assert "t2i-keras = t2i_keras.cli.main:main" in scripts
+    installed = shutil.which("t2i-keras", path=os.path.dirname(sys.executable))
+    if installed:  # an install from this setup.cfg (scripts/bootstrap.sh) put it beside python
+        result = subprocess.run([installed, "--version"], capture_output=True, text=True)
+        assert result.returncode == 0 and result.stdout.startswith("t2i-keras ")
