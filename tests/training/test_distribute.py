@@ -1,6 +1,7 @@
 """Training under tf.distribute: MirroredStrategy equivalence, two real workers through
 `t2i-keras train`, exact resume after SIGKILL (also mid-write), NaN stops, strategy choice."""
 
+import contextlib
 import json
 import os
 import socket
@@ -104,35 +105,50 @@ def test_the_equivalence_check_catches_a_per_replica_loss_mean(equivalence):
     assert report["discriminator"]["max_abs_diff"] > 100 * EQUIVALENCE_TOLERANCE, report
 
 
-def free_ports(count):
-    """Ports free a moment ago. Another process can still take one before the workers bind it
-    (TF_CONFIG must name every address up front), so `train_two_workers` retries on that."""
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+@contextlib.contextmanager
+def held_ports(count):
+    """`count` free ports, each kept bound (not listening) until the block ends.
+
+    TF_CONFIG must name every address before the workers start; a port chosen and released would
+    be free for any process to take until its worker binds it. A bound port is skipped by the
+    kernel when it hands out ports (bind to port 0, connect) and refused to a plain bind, while
+    the worker's gRPC server, which binds with SO_REUSEADDR as this socket does, may still bind
+    it. SO_REUSEPORT would not do: TF's server turns it off, and a port held with it fails the
+    worker with "Failed to add port to server" (checked with TF 2.21).
+    """
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", 0))  # the address TF's gRPC server binds
+        yield [s.getsockname()[1] for s in sockets]
 
 
-PORT_TAKEN = ("Address already in use", "Could not start gRPC server", "Failed to add port")
+def test_held_ports_are_refused_to_other_binds():
+    with held_ports(2) as ports:
+        for port in ports:
+            with socket.socket() as other, pytest.raises(OSError, match="in use"):
+                other.bind(("127.0.0.1", port))
 
 
-def train_two_workers(args, attempts=3, timeout=900):
-    """Runs `t2i-keras train` as two workers on 127.0.0.1; [(returncode, stdout, stderr)] * 2."""
-    for _ in range(attempts):
-        cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(2)]}
-        procs = []
+def train_two_workers(args, folder, timeout=900):
+    """Runs `t2i-keras train` as two workers on 127.0.0.1; [(returncode, stdout, stderr)] per
+    worker. Their outputs and temporary folders go into `folder`."""
+    with held_ports(2) as ports:
+        cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+        procs, logs = [], []
         for index in range(2):
             tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            # Files, not pipes: a worker blocked on a full pipe would stall the other one too.
+            out, err = (open(folder / f"worker{index}.{kind}", "w+") for kind in ("out", "err"))
+            logs.append((out, err))
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "t2i_keras", "train", *args],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
+                    stdout=out,
+                    stderr=err,
                     text=True,
-                    env={**CHILD_ENV, "TF_CONFIG": json.dumps(tf_config)},
+                    env={**CHILD_ENV, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(folder)},
                     cwd=REPO,
                 )
             )
@@ -144,9 +160,13 @@ def train_two_workers(args, attempts=3, timeout=900):
         for p in procs:
             if p.poll() is None:
                 p.kill()
-        results = [(p.wait(), *p.communicate()) for p in procs]
-        if not any(any(m in err for m in PORT_TAKEN) for _, _, err in results):
-            return results
+    results = []
+    for p, (out, err) in zip(procs, logs):
+        code = p.wait()
+        with out, err:
+            out.seek(0)
+            err.seek(0)
+            results.append((code, out.read(), err.read()))
     return results
 
 
@@ -182,7 +202,7 @@ def test_two_workers_train_like_one_process_at_the_same_global_batch(tmp_path, t
     run_dir, export_dir = tmp_path / "run", tmp_path / "saved_models" / "flowers"
     common = ["--preset", "quickstart", "--precision", "float32", *TINY_FLAGS]
     results = train_two_workers(
-        ["--run-dir", str(run_dir), "--export-dir", str(export_dir), *common]
+        ["--run-dir", str(run_dir), "--export-dir", str(export_dir), *common], tmp_path
     )
     for code, _, err in results:
         assert code == 0, err[-4000:]
