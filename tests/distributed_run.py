@@ -1,14 +1,15 @@
-"""Subprocess entry points for tests/training/test_distribute.py (device layouts and kills need
-a fresh process).
+"""Subprocess entry points for tests/training/test_distribute.py (device layouts, TF_CONFIG and
+kills need a fresh process).
 
 python -m tests.distributed_run equivalence --steps 3 --runs reed,quickstart:sgd,...
     one device at global batch 2B vs MirroredStrategy over 2 logical CPUs at 2B, for each run
     (network[:adam|sgd[:global|replica_mean]]); prints JSON with the largest weight differences
     per run and network.
-python -m tests.distributed_run train CONFIG_JSON RUN_DIR [--kill-after-step K | --kill-in-backup K
-                                                         | --kill-in-model-save]
-    `train()` with op determinism; optionally SIGKILLs itself at a chosen moment; prints the step
-    it resumed from and the steps it ran.
+python -m tests.distributed_run train [--optimizer sgd] [--kill-after-step K
+                                      | --kill-in-backup K | --kill-in-model-save] -- TRAIN_FLAGS
+    `t2i-keras train TRAIN_FLAGS` with op determinism (one worker of several when TF_CONFIG is
+    set), optionally with SGD; optionally SIGKILLs itself at a chosen moment; prints the step it
+    resumed from and the steps it ran.
 """
 
 from __future__ import annotations
@@ -124,23 +125,28 @@ def equivalence(steps: int, precision: str, runs) -> dict:
     return report
 
 
-def train_and_maybe_die(config_file: str, run_dir: str, args) -> None:
-    """`train()`, killed with SIGKILL at the chosen moment; on success prints one JSON line:
-    {"resumed_from": the step restored from a backup (0: none), "steps_run": steps this process
-    ran}. Faults are injected by wrapping library methods in this process only."""
+def train_and_maybe_die(args, train_flags) -> int:
+    """`t2i-keras train TRAIN_FLAGS`, changed in this process only by wrapping library functions:
+    `args.optimizer` "sgd" trains with SGD at the configured learning rates (its update follows
+    the gradient's scale, which Adam normalizes away); the kill flags SIGKILL it at their moment.
+    Prints one JSON line last: {"resumed_from": the step restored from a backup (0: none),
+    "steps_run": steps this process ran}; returns the command's exit status."""
     import tensorflow as tf
 
     tf.config.experimental.enable_op_determinism()
     import keras
 
-    from t2i_keras.config import Config
-    from t2i_keras.training import backup
-    from t2i_keras.training.trainer import train
+    from t2i_keras.cli.main import main as t2i_keras
+    from t2i_keras.training import backup, trainer
 
     def die():
         sys.stdout.flush()
         os.kill(os.getpid(), signal.SIGKILL)
 
+    if args.optimizer == "sgd":
+        trainer.make_optimizer = lambda config, learning_rate, steps: keras.optimizers.SGD(
+            learning_rate
+        )
     record = {"resumed_from": None, "steps_run": 0}
     original_restore = backup.TrainingBackup.restore
 
@@ -183,11 +189,16 @@ def train_and_maybe_die(config_file: str, run_dir: str, args) -> None:
             die()
 
     keras.Model.save = save
-    train(Config.load(config_file), run_dir, verbose=0)
+    status = t2i_keras(["train", *train_flags])
     print(json.dumps(record))
+    return status
 
 
 def main() -> None:
+    # The training's own flags follow "--", so that none of them can be taken for the harness's.
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)
+    argv, train_flags = argv[:split], argv[split + 1 :]
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="mode", required=True)
     eq = sub.add_parser("equivalence")
@@ -195,16 +206,15 @@ def main() -> None:
     eq.add_argument("--precision", default="float32")
     eq.add_argument("--runs", default="reed", help="network[:adam|sgd[:global|replica_mean]],...")
     tr = sub.add_parser("train")
-    tr.add_argument("config")
-    tr.add_argument("run_dir")
+    tr.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     tr.add_argument("--kill-after-step", type=int)
     tr.add_argument("--kill-in-backup", type=int)
     tr.add_argument("--kill-in-model-save", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.mode == "equivalence":
         print(json.dumps(equivalence(args.steps, args.precision, args.runs.split(","))))
     else:
-        train_and_maybe_die(args.config, args.run_dir, args)
+        sys.exit(train_and_maybe_die(args, train_flags))
 
 
 if __name__ == "__main__":

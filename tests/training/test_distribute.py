@@ -42,6 +42,15 @@ def model_weights(path):
     return [(w.path, np.array(w)) for w in gan.weights]
 
 
+def trainable_weights(path):
+    """Per network, the values of its trainable weights in order."""
+    gan = keras.saving.load_model(path, compile=False)
+    return {
+        part: [np.array(w) for w in getattr(gan, part).trainable_weights]
+        for part in ("generator", "discriminator")
+    }
+
+
 def assert_same_weights(a, b, atol=0.0):
     assert len(a) == len(b)
     for (name, x), (_, y) in zip(a, b):
@@ -131,9 +140,14 @@ def test_held_ports_are_refused_to_other_binds():
                 other.bind(("127.0.0.1", port))
 
 
-def train_two_workers(args, folder, timeout=900):
-    """Runs `t2i-keras train` as two workers on 127.0.0.1; [(returncode, stdout, stderr)] per
-    worker. Their outputs and temporary folders go into `folder`."""
+def harness(*flags):
+    """`tests.distributed_run train FLAGS` (harness flags, "--", then `t2i-keras train` flags)."""
+    return [sys.executable, "-m", "tests.distributed_run", "train", *flags]
+
+
+def train_two_workers(harness_flags, train_flags, folder, timeout=900):
+    """The harness's `t2i-keras train` as two workers on 127.0.0.1; [(returncode, stdout, stderr)]
+    per worker. Their outputs and temporary folders go into `folder`."""
     with held_ports(2) as ports:
         cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
         procs, logs = [], []
@@ -144,7 +158,7 @@ def train_two_workers(args, folder, timeout=900):
             logs.append((out, err))
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "t2i_keras", "train", *args],
+                    harness(*harness_flags, "--", *train_flags),
                     stdout=out,
                     stderr=err,
                     text=True,
@@ -155,7 +169,7 @@ def train_two_workers(args, folder, timeout=900):
         deadline = time.monotonic() + timeout
         while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
             if any(p.poll() not in (None, 0) for p in procs):
-                break  # one failed: the other would wait for it until the timeout
+                break  # one failed or was killed: the other would wait for it until the timeout
             time.sleep(0.5)
         for p in procs:
             if p.poll() is None:
@@ -170,42 +184,69 @@ def train_two_workers(args, folder, timeout=900):
     return results
 
 
-TINY_FLAGS = [
-    "--data.image_size",
-    "32",
-    "--data.num_train",
-    "64",
-    "--data.num_test",
-    "16",
-    "--model.generator_filters",
-    "4",
-    "--model.discriminator_filters",
-    "4",
-    "--train.batch_size",
-    "16",
-    "--train.epochs",
-    "1",
-    "--train.steps_per_epoch",
-    "3",
-    "--train.backup_every",
-    "2",
-    "--samples_per_caption",
-    "2",
-    "--sample_captions",
-    "a red flower",
-    "a blue flower",
+def tiny_flags(epochs, steps_per_epoch, backup_every):
+    """`t2i-keras train` flags: the quickstart shrunk to seconds (32x32, 4 filters, batch 16)."""
+    return [
+        "--preset",
+        "quickstart",
+        "--precision",
+        "float32",
+        "--data.image_size",
+        "32",
+        "--data.num_train",
+        "64",
+        "--data.num_test",
+        "16",
+        "--model.generator_filters",
+        "4",
+        "--model.discriminator_filters",
+        "4",
+        "--train.batch_size",
+        "16",
+        "--train.epochs",
+        str(epochs),
+        "--train.steps_per_epoch",
+        str(steps_per_epoch),
+        "--train.backup_every",
+        str(backup_every),
+        "--samples_per_caption",
+        "2",
+        "--sample_captions",
+        "a red flower",
+        "a blue flower",
+    ]
+
+
+# SGD: its update follows the gradient's scale, which Adam (the presets') normalizes away, so a
+# gradient doubled by a wrong loss scale shows in the weights. 3 steps, backups at 2 and 3.
+WORKER_FLAGS = [
+    *tiny_flags(epochs=1, steps_per_epoch=3, backup_every=2),
+    "--train.generator_lr",
+    "0.05",
+    "--train.discriminator_lr",
+    "0.05",
 ]
 
 
-@pytest.mark.slow
-def test_two_workers_train_like_one_process_at_the_same_global_batch(tmp_path, text_encoder):
-    run_dir, export_dir = tmp_path / "run", tmp_path / "saved_models" / "flowers"
-    common = ["--preset", "quickstart", "--precision", "float32", *TINY_FLAGS]
-    results = train_two_workers(
-        ["--run-dir", str(run_dir), "--export-dir", str(export_dir), *common], tmp_path
-    )
+def last_json_line(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory, text_encoder):
+    """Two workers trained with SGD: (run_dir, export_dir, [(returncode, stdout, stderr)] * 2)."""
+    root = tmp_path_factory.mktemp("two_workers")
+    run_dir, export_dir = root / "run", root / "saved_models" / "flowers"
+    flags = ["--run-dir", str(run_dir), "--export-dir", str(export_dir), *WORKER_FLAGS]
+    results = train_two_workers(["--optimizer", "sgd"], flags, root)
     for code, _, err in results:
         assert code == 0, err[-4000:]
+    return run_dir, export_dir, results
+
+
+@pytest.mark.slow
+def test_two_workers_train_like_one_process_at_the_same_global_batch(two_workers, tmp_path):
+    run_dir, export_dir, results = two_workers
     # The chief (worker 0) owns run_dir and the export; worker 1 wrote into a temporary folder,
     # removed at the end.
     chief_line, other_line = (
@@ -226,57 +267,42 @@ def test_two_workers_train_like_one_process_at_the_same_global_batch(tmp_path, t
     assert not (export_dir / "2").exists(), "only the chief's export is kept"
     # All-reduce makes the workers agree with each other by construction; what must hold is that
     # together they train like one process on the whole global batch (a worker training on the
-    # wrong shard, or on the whole batch, ends elsewhere).
+    # wrong shard, on the whole stream, or summing per-worker means, ends elsewhere).
     single_dir = tmp_path / "single"
-    single = run(
-        [sys.executable, "-m", "t2i_keras", "train", "--run-dir", str(single_dir), *common]
-    )
+    single = run(harness("--optimizer", "sgd", "--", "--run-dir", str(single_dir), *WORKER_FLAGS))
     assert single.returncode == 0, single.stderr[-4000:]
     assert_same_weights(
         model_weights(run_dir / "model.keras"),
         model_weights(single_dir / "model.keras"),
         atol=EQUIVALENCE_TOLERANCE,
     )
+    # SGD's update is the gradient times the rate, so a gradient off by a factor (a per-worker
+    # mean that the all-reduce sums doubles it) or taken on the wrong examples moves the weights
+    # by about one step's update more or less: the last step alone must be far above the bound.
+    # (Measured by hand with the workers' dataset unsharded, and with per-worker means: the
+    # weights end 0.036 and 0.042 from the single process's.)
+    before = trainable_weights(run_dir / "backup" / "step_000000002" / "model.keras")
+    after = trainable_weights(run_dir / "model.keras")
+    for part in before:
+        update = max(float(np.max(np.abs(a - b))) for a, b in zip(before[part], after[part]))
+        assert update > 100 * EQUIVALENCE_TOLERANCE, (part, update)
 
 
 RESUME_EPOCHS, RESUME_STEPS_PER_EPOCH, RESUME_BACKUP_EVERY = 2, 5, 2  # backups: 2 4 5 6 8 10
 
 
-@pytest.fixture(scope="module")
-def resume_config(tmp_path_factory, text_encoder):
-    config = tiny_config()
-    config.train.epochs = RESUME_EPOCHS
-    config.train.steps_per_epoch = RESUME_STEPS_PER_EPOCH
-    config.train.backup_every = RESUME_BACKUP_EVERY
-    config.train.precision = "float32"
-    path = tmp_path_factory.mktemp("resume") / "config.json"
-    config.save(path)
-    return path
-
-
-def train_command(config, run_dir, *kill):
-    return [
-        sys.executable,
-        "-m",
-        "tests.distributed_run",
-        "train",
-        str(config),
-        str(run_dir),
-        *kill,
-    ]
-
-
-def last_json_line(result):
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def train_command(run_dir, *kill):
+    flags = tiny_flags(RESUME_EPOCHS, RESUME_STEPS_PER_EPOCH, RESUME_BACKUP_EVERY)
+    return harness(*kill, "--", "--run-dir", str(run_dir), *flags)
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(resume_config, tmp_path_factory):
+def uninterrupted(tmp_path_factory, text_encoder):
     run_dir = tmp_path_factory.mktemp("uninterrupted")
-    result = run(train_command(resume_config, run_dir))
+    result = run(train_command(run_dir))
     assert result.returncode == 0, result.stderr[-3000:]
     total = RESUME_EPOCHS * RESUME_STEPS_PER_EPOCH
-    assert last_json_line(result) == {"resumed_from": 0, "steps_run": total}
+    assert last_json_line(result.stdout) == {"resumed_from": 0, "steps_run": total}
     return model_weights(run_dir / "model.keras")
 
 
@@ -294,19 +320,19 @@ def uninterrupted(resume_config, tmp_path_factory):
     ids=["mid-epoch", "in-backup", "in-checkpoint"],
 )
 def test_a_killed_run_resumes_from_its_backup_and_ends_exactly_like_an_uninterrupted_one(
-    kill, resumed_from, resume_config, uninterrupted, tmp_path
+    kill, resumed_from, uninterrupted, tmp_path
 ):
-    killed = run(train_command(resume_config, tmp_path, *kill))
+    killed = run(train_command(tmp_path, *kill))
     assert killed.returncode == -9, killed.stderr[-3000:]
     assert not (tmp_path / "model.keras").exists()
     if (tmp_path / "checkpoints" / "last.keras").exists():  # whatever is there still loads
         keras.saving.load_model(tmp_path / "checkpoints" / "last.keras", compile=False)
-    resumed = run(train_command(resume_config, tmp_path))
+    resumed = run(train_command(tmp_path))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     # A rerun that ignored its backup would also end with the uninterrupted weights (training is
     # seeded): the resumed process must have started at the backup and run only the rest.
     total = RESUME_EPOCHS * RESUME_STEPS_PER_EPOCH
-    assert last_json_line(resumed) == {
+    assert last_json_line(resumed.stdout) == {
         "resumed_from": resumed_from,
         "steps_run": total - resumed_from,
     }
