@@ -1,5 +1,6 @@
 """Training under tf.distribute: MirroredStrategy equivalence, two real workers through
-`t2i-keras train`, exact resume after SIGKILL (also mid-write), NaN stops, strategy choice."""
+`t2i-keras train` (also killed and resumed), exact resume after SIGKILL (also mid-write), NaN
+stops, strategy choice."""
 
 import contextlib
 import json
@@ -286,6 +287,28 @@ def test_two_workers_train_like_one_process_at_the_same_global_batch(two_workers
     for part in before:
         update = max(float(np.max(np.abs(a - b))) for a, b in zip(before[part], after[part]))
         assert update > 100 * EQUIVALENCE_TOLERANCE, (part, update)
+
+
+@pytest.mark.slow
+def test_killed_workers_resume_from_the_chiefs_backup_and_end_like_uninterrupted_ones(
+    two_workers, tmp_path
+):
+    run_dir = tmp_path / "run"
+    flags = ["--run-dir", str(run_dir), *WORKER_FLAGS]
+    # Both SIGKILLed after step 3, between the backups of steps 2 and 3 (the epoch's end).
+    killed = train_two_workers(["--optimizer", "sgd", "--kill-after-step", "3"], flags, tmp_path)
+    assert [code for code, _, _ in killed] == [-9, -9], [err[-2000:] for _, _, err in killed]
+    assert not (run_dir / "model.keras").exists()
+    resumed = train_two_workers(["--optimizer", "sgd"], flags, tmp_path)
+    for code, out, err in resumed:
+        assert code == 0, err[-4000:]
+        # Each restored the chief's step-2 backup (worker 1's own folder is new and empty) and ran
+        # only the step lost; a worker that started afresh would run all 3 and train on
+        # weights the other does not have.
+        assert last_json_line(out) == {"resumed_from": 2, "steps_run": 1}
+    assert_same_weights(
+        model_weights(run_dir / "model.keras"), model_weights(two_workers[0] / "model.keras")
+    )
 
 
 RESUME_EPOCHS, RESUME_STEPS_PER_EPOCH, RESUME_BACKUP_EVERY = 2, 5, 2  # backups: 2 4 5 6 8 10
