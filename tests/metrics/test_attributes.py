@@ -1,6 +1,6 @@
-"""The attribute classifier: caption targets, accuracies and chance on hand-made predictions, new
-drawings that follow their captions at the ceiling and drawings that ignore them at chance, the
-cache."""
+"""The attribute classifier: caption targets, accuracies and chance on hand-made predictions and
+targets, new drawings that follow their captions at the ceiling and drawings that ignore them at
+chance, the cache."""
 
 import keras
 import numpy as np
@@ -94,15 +94,20 @@ def draw_for(captions, seed, follow_captions=True):
 
 
 @pytest.fixture(scope="module")
-def scored(classifier, held_out):
+def held_out_captions(held_out):
+    """Every held-out caption (2,400), in image order."""
+    return [str(c) for c in held_out["captions"].reshape(-1)]
+
+
+@pytest.fixture(scope="module")
+def scored(classifier, held_out, held_out_captions):
     """Accuracies on every held-out caption (2,400) of: the held-out images themselves (the
     ceiling), new drawings that follow the captions, and new drawings that ignore them."""
-    captions = [str(c) for c in held_out["captions"].reshape(-1)]
-    targets = attributes.caption_targets(captions)
+    targets = attributes.caption_targets(held_out_captions)
     images = {
         "ceiling": np.repeat(held_out["image"], held_out["captions"].shape[1], axis=0),
-        "faithful": draw_for(captions, seed=5),
-        "caption_blind": draw_for(captions, seed=6, follow_captions=False),
+        "faithful": draw_for(held_out_captions, seed=5),
+        "caption_blind": draw_for(held_out_captions, seed=6, follow_captions=False),
     }
     scores = {
         name: attributes.attribute_accuracy(attributes.predict_attributes(classifier, x), targets)
@@ -121,12 +126,46 @@ def test_new_drawings_that_follow_the_captions_score_the_ceiling(scored):
     assert scores["faithful"]["petal_colour"] > chance["petal_colour"] + 0.6
 
 
-def test_drawings_that_ignore_the_captions_score_chance(scored):
-    scores, chance, counts = scored
-    for name, value in scores["caption_blind"].items():
+def assert_near_chance(accuracy, chance, counts):
+    for name, value in accuracy.items():
         # Four binomial standard deviations at the number of captions naming the attribute.
         tolerance = 4 * np.sqrt(chance[name] * (1 - chance[name]) / counts[name])
         assert abs(value - chance[name]) < tolerance, (name, value, chance[name], tolerance)
+
+
+def test_drawings_that_ignore_the_captions_score_chance(scored, held_out_captions):
+    # What such drawings show: the attributes a caption-blind drawer picks, 50 draws per held-out
+    # caption (120,000). Four standard deviations are then 0.004 for petal colour, under a third
+    # of the 0.014 between 1/8 and 1/9, and at most 0.008 for the others, whose gaps are wider
+    # (1/6 to 1/7: 0.024), so a value count off by one in `chance_accuracy`, either way, fails
+    # here; the 2,400 classified drawings below allow 0.027.
+    targets = {
+        name: np.tile(target, 50)
+        for name, target in attributes.caption_targets(held_out_captions).items()
+    }
+    drawn = flowers.sample_attributes(len(targets["petal_colour"]), np.random.default_rng(7))
+    assert_near_chance(
+        attributes.attribute_accuracy(attributes.attribute_labels(drawn), targets),
+        attributes.chance_accuracy(targets),
+        attributes.named_counts(targets),
+    )
+    # What the classifier reads from 2,400 such drawings: the same, up to their sampling noise.
+    scores, chance, counts = scored
+    assert_near_chance(scores["caption_blind"], chance, counts)
+
+
+def test_chance_is_one_over_the_number_of_values_of_each_named_attribute():
+    # Counted by hand in the drawer's vocabulary: 8 petal colours, 4 centre colours, 6 petal
+    # counts (3 to 8), 3 petal shapes; both images name all four.
+    targets = {name: np.array([0, 1]) for name in attributes.ATTRIBUTE_VALUES}
+    chance = attributes.chance_accuracy(targets)
+    assert chance == {
+        "petal_colour": 1 / 8,
+        "centre_colour": 1 / 4,
+        "petal_count": 1 / 6,
+        "petal_shape": 1 / 3,
+        "all_named": pytest.approx(1 / (8 * 4 * 6 * 3)),
+    }
 
 
 def test_the_classifier_is_cached_and_reloads_with_its_config(classifier, held_out, isolated_cache):
