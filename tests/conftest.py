@@ -34,6 +34,15 @@ def coco_mini() -> pathlib.Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def seeded_randomness():
+    """Every test starts from the same random state (Python, NumPy, TensorFlow and Keras' weight
+    initializers), whatever ran before it, so a test passes or fails the same way every time."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory) -> pathlib.Path:
     """Every test session builds into its own cache, so no test depends on a user's cache."""
