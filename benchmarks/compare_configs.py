@@ -17,9 +17,10 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
+
+from machine import cpu_description  # benchmarks/ is on sys.path when a script runs
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -64,21 +65,6 @@ VARIANTS = {
         "deep-fusion generator + residual one-way D (nf = 8), DF-GAN's recipe",
     ),
 }  # fmt: skip
-
-
-def cpu_description() -> str:
-    """The CPU model and the flags that decide bf16/AMX speed (every benchmark states them)."""
-    model, flags = platform.processor() or "unknown CPU", set()
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    return f"{model}; {os.cpu_count()} cores; flags: {', '.join(f for f in wanted if f in flags)}"
 
 
 def train_and_evaluate(name: str, args) -> dict:
