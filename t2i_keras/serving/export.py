@@ -9,6 +9,9 @@ generator; we use its exponential moving average, as StyleGAN and BigGAN do), wr
     generate_from_embeddings  embeddings float32 [N, D], noise [N, z] -> images
     embed                     captions [N]                           -> embeddings float32 [N, D]
 
+The three signatures that take captions share one `CaptionCache` of recent caption embeddings
+(`caption_cache` captions, 0 turns it off), so a repeated caption skips the text encoder.
+
 Layout, as TF Serving expects: `<export_root>/<version>/` (integer versions; the server serves the
 newest), `<version>/assets.extra/tf_serving_warmup_requests` (one PredictionLog per signature, so
 the first user request does not pay for graph warm-up) and `<export_root>/models.config`.
@@ -30,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from t2i_keras.models.gan import TextToImageGAN
+from t2i_keras.serving.caption_cache import DEFAULT_CAPACITY, CaptionCache
 from t2i_keras.serving.signatures import SIGNATURES
 from t2i_keras.text.encoder import TextEncoder
 from t2i_keras.utils.files import (
@@ -51,6 +55,7 @@ def export_saved_model(
     version: int | None = None,
     max_batch: int = DEFAULT_MAX_BATCH,
     model_name: str | None = None,
+    caption_cache: int = DEFAULT_CAPACITY,
 ) -> pathlib.Path:
     """Writes the EMA generator and the text encoder as `<export_root>/<version>/`.
 
@@ -64,6 +69,7 @@ def export_saved_model(
         version: integer version; default the next free one.
         max_batch: requests with more captions fail with a clear error.
         model_name: the name in `models.config`; default the export root's folder name.
+        caption_cache: the most caption embeddings the served model keeps (0: no cache).
 
     Returns:
         The version folder.
@@ -73,6 +79,8 @@ def export_saved_model(
         raise ValueError(f"version must be a positive integer, got {version!r}")
     if max_batch < 1:
         raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+    if caption_cache < 0:
+        raise ValueError(f"caption_cache must be 0 (off) or a positive size, got {caption_cache}")
     generator = gan.ema_generator
     if encoder.output_dim != generator.embedding_dim:
         raise ValueError(
@@ -89,7 +97,7 @@ def export_saved_model(
                 f"{target} already exists: TF Serving versions are immutable; pick another "
                 "--version or leave it out to take the next free one"
             )
-        archive = _build_archive(generator, encoder, max_batch)
+        archive = _build_archive(generator, encoder, max_batch, caption_cache)
         with atomic_directory(target) as tmp:
             try:
                 archive.write_out(str(tmp), verbose=False)
@@ -100,11 +108,21 @@ def export_saved_model(
     return target
 
 
-def _build_archive(generator, encoder: TextEncoder, max_batch: int) -> keras.export.ExportArchive:
+def _build_archive(
+    generator, encoder: TextEncoder, max_batch: int, caption_cache: int
+) -> keras.export.ExportArchive:
     z_dim, embedding_dim = generator.z_dim, generator.embedding_dim
     archive = keras.export.ExportArchive()
     archive.track(generator)
     archive.track(encoder)
+    if caption_cache:
+        cache = CaptionCache(caption_cache, embedding_dim)
+        archive.track(cache)  # its tables are resources, which endpoints do not track by themselves
+
+        def encode(captions):
+            return cache.embed(captions, encoder)
+    else:
+        encode = encoder
 
     def check_batch(batch):
         return tf.debugging.assert_less_equal(
@@ -143,7 +161,7 @@ def _build_archive(generator, encoder: TextEncoder, max_batch: int) -> keras.exp
 
     def embed(captions):
         with tf.control_dependencies([check_batch(tf.shape(captions)[0])]):
-            return {"embeddings": encoder(captions)}
+            return {"embeddings": encode(captions)}
 
     def generate_from_embeddings(embeddings, noise):
         batch = tf.shape(embeddings)[0]
@@ -154,13 +172,13 @@ def _build_archive(generator, encoder: TextEncoder, max_batch: int) -> keras.exp
     def generate_with_noise(captions, noise):
         batch = tf.shape(captions)[0]
         with tf.control_dependencies([check_batch(batch)]):
-            return {"images": images_from(encoder(captions), checked(noise, batch, "noise"))}
+            return {"images": images_from(encode(captions), checked(noise, batch, "noise"))}
 
     def serving_default(captions):
         batch = tf.shape(captions)[0]
         with tf.control_dependencies([check_batch(batch)]):
             noise = tf.random.normal([batch, z_dim])  # fresh noise on every call
-            return {"images": images_from(encoder(captions), noise)}
+            return {"images": images_from(encode(captions), noise)}
 
     endpoints = {
         "serving_default": (serving_default, [captions_spec]),
