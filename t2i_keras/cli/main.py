@@ -28,9 +28,11 @@ from t2i_keras.utils import files, quiet
 
 PROG = "t2i-keras"
 USER_ERROR = 2
-# Defaults shared with the library (`serving.export.DEFAULT_MAX_BATCH`, `Generator(z_dim)`),
-# repeated here because importing their owners would load TensorFlow before --help.
+# Defaults shared with the library (`serving.export.DEFAULT_MAX_BATCH`,
+# `serving.caption_cache.DEFAULT_CAPACITY`, `Generator(z_dim)`), repeated here because importing
+# their owners would load TensorFlow before --help.
 DEFAULT_MAX_BATCH = 256
+DEFAULT_CAPTION_CACHE = 4096
 DEFAULT_Z_DIM = 100
 
 
@@ -141,6 +143,12 @@ def _export(parser):
     )
     parser.add_argument(
         "--max-batch", type=checks.positive_int, default=DEFAULT_MAX_BATCH, help="largest request"
+    )
+    parser.add_argument(
+        "--caption-cache",
+        type=checks.non_negative_int,
+        default=DEFAULT_CAPTION_CACHE,
+        help="caption embeddings the served model keeps to skip re-encoding (0: off)",
     )
     parser.add_argument("--name", help="model name in models.config (default: the folder name)")
 

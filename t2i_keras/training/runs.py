@@ -13,6 +13,7 @@ import numpy as np
 
 from t2i_keras.config import Config
 from t2i_keras.models.gan import TextToImageGAN
+from t2i_keras.serving.caption_cache import DEFAULT_CAPACITY
 from t2i_keras.serving.export import DEFAULT_MAX_BATCH, export_saved_model
 from t2i_keras.text.embeddings import embed_captions
 from t2i_keras.text.encoder import TextEncoder
@@ -53,9 +54,11 @@ def export_run(
     version: int | None = None,
     max_batch: int = DEFAULT_MAX_BATCH,
     model_name: str | None = None,
+    caption_cache: int = DEFAULT_CAPACITY,
 ) -> pathlib.Path:
     """Exports a training run (its final model, else its last checkpoint) with its text encoder."""
     gan, config = load_run(run_dir)
+    encoder = TextEncoder(config.text_encoder)
     return export_saved_model(
-        gan, TextEncoder(config.text_encoder), export_root, version, max_batch, model_name
+        gan, encoder, export_root, version, max_batch, model_name, caption_cache
     )
