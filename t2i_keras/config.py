@@ -110,6 +110,10 @@ class ModelConfig:
             the encoder's geometry); see t2i_keras.conditioning.
         unconditional_loss: also train the projection discriminator's caption-blind logit on
             real vs fake (StackGAN++'s joint conditional and unconditional loss).
+        text_bottleneck_dim: dcgan only; 0 is off. The generator reads the caption through a
+            noisy channel of this many dimensions (`Generator`), so it cannot tell which training
+            image a caption came from and must use z.
+        text_bottleneck_noise: the std of that channel's noise.
     """
 
     z_dim: int = 100
@@ -122,6 +126,8 @@ class ModelConfig:
     architecture: str = "dcgan"
     embedding_normalization: str = "whiten"
     unconditional_loss: bool = False
+    text_bottleneck_dim: int = 0
+    text_bottleneck_noise: float = 1.0
 
 
 @dataclasses.dataclass
@@ -521,6 +527,20 @@ def config_problems(config: Config) -> list[str]:
             f"--train.batch_size {train.batch_size} is larger than --data.num_train "
             f"{data.num_train}: an epoch would have no step"
         )
+    model = config.model
+    if model.text_bottleneck_dim:
+        if model.architecture != "dcgan":
+            problems.append("--model.text_bottleneck_dim is for --model.architecture dcgan only")
+        if model.text_bottleneck_dim >= model.z_dim:
+            problems.append(
+                f"--model.text_bottleneck_dim {model.text_bottleneck_dim} must be smaller than "
+                f"--model.z_dim {model.z_dim}: its noise is taken from the noise vector"
+            )
+        if model.conditioning_augmentation:
+            problems.append(
+                "--model.text_bottleneck_dim and --model.conditioning_augmentation both add noise "
+                "to the caption: choose one"
+            )
     if train.strategy == "multi_worker" and not os.environ.get("TF_CONFIG"):
         problems.append("--strategy multi_worker needs TF_CONFIG set (see the README)")
     return problems

@@ -105,6 +105,12 @@ def test_fields_that_depend_on_each_other_or_the_disk(tmp_path, monkeypatch):
     assert "only cub has" in problems(data__resize_policy="bbox")
     assert "an epoch would have no step" in problems(data__num_train=10, train__batch_size=64)
     assert problems(data__num_train=10, train__batch_size=64, train__steps_per_epoch=3) == ""
+    assert problems(model__text_bottleneck_dim=16) == ""
+    assert "dcgan only" in problems(model__text_bottleneck_dim=16, model__architecture="dfgan")
+    assert "smaller than --model.z_dim 100" in problems(model__text_bottleneck_dim=100)
+    assert "choose one" in problems(
+        model__text_bottleneck_dim=16, model__conditioning_augmentation=True
+    )
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert "needs TF_CONFIG" in problems(train__strategy="multi_worker")
     config = t2i_config.get_preset("quickstart")

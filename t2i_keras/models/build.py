@@ -43,6 +43,8 @@ def _networks(config: Config, embedding_dim: int):
         filters=m.generator_filters,
         conditioning_augmentation=m.conditioning_augmentation,
         seed=config.train.seed,
+        text_bottleneck_dim=m.text_bottleneck_dim,
+        text_bottleneck_noise=m.text_bottleneck_noise,
     )
     discriminator = Discriminator(
         **shared,

@@ -1,4 +1,5 @@
-"""Generator: shapes at each resolution, range, float32 output, CA, config and .keras trips."""
+"""Generator: shapes at each resolution, range, float32 output, CA, the text bottleneck, config
+and .keras trips."""
 
 import keras
 import numpy as np
@@ -58,6 +59,42 @@ def test_conditioning_augmentation_samples_in_training_and_uses_the_mean_otherwi
     assert kl.shape == (2,) and np.all(np.asarray(kl) >= 0)
 
 
+def test_text_bottleneck_reads_the_caption_through_tanh_plus_the_first_noise_entries():
+    generator = tiny_generator(text_bottleneck_dim=3, text_bottleneck_noise=0.7)
+    embeddings, noise, _ = inputs(2)
+    conditioning, _, rest = generator.condition(embeddings, noise)
+    np.testing.assert_array_equal(np.asarray(rest), noise[:, 3:])  # z is what is left
+    # By hand: standardize, squeeze through tanh(W e + b), add 0.7 x noise[:, :3], project.
+    squeezed = np.tanh(np.asarray(generator.text_bottleneck(generator.embedding_norm(embeddings))))
+    channel = squeezed + 0.7 * noise[:, :3]
+    projected = np.asarray(generator.text_projection(channel))
+    expected = np.where(projected > 0, projected, 0.2 * projected)
+    np.testing.assert_allclose(np.asarray(conditioning), expected, rtol=1e-5, atol=1e-6)
+    assert generator.text_bottleneck.units == 3
+
+
+def test_text_bottleneck_noise_changes_the_image_and_is_deterministic_given_it():
+    generator = tiny_generator(text_bottleneck_dim=3)
+    embeddings, noise, _ = inputs(2)
+    base = np.asarray(generator([embeddings, noise], training=True))
+    np.testing.assert_array_equal(base, np.asarray(generator([embeddings, noise], training=True)))
+    channel_moved = noise.copy()
+    channel_moved[:, :3] += 1.0
+    assert not np.allclose(base, np.asarray(generator([embeddings, channel_moved])))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"text_bottleneck_dim": Z_DIM}, r"text_bottleneck_dim must be in \[1, z_dim\)"),
+        ({"text_bottleneck_dim": 2, "conditioning_augmentation": True}, "choose one"),
+    ],
+)
+def test_text_bottleneck_misuse_is_a_clear_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_generator(**kwargs)
+
+
 def test_noise_and_text_both_change_the_image():
     generator = tiny_generator()
     embeddings, noise, _ = inputs(2)
@@ -66,8 +103,15 @@ def test_noise_and_text_both_change_the_image():
     assert not np.allclose(base, np.asarray(generator([embeddings + 1.0, noise])))
 
 
-def test_config_and_keras_file_round_trip(tmp_path):
-    generator = tiny_generator(conditioning_augmentation=True)
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"conditioning_augmentation": True},
+        {"text_bottleneck_dim": 3, "text_bottleneck_noise": 0.5},
+    ],
+)
+def test_config_and_keras_file_round_trip(tmp_path, kwargs):
+    generator = tiny_generator(**kwargs)
     embeddings, noise, _ = inputs(3)
     expected = np.asarray(generator([embeddings, noise]))
     clone = Generator.from_config(generator.get_config())
