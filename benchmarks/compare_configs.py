@@ -47,6 +47,10 @@ VARIANTS = {
         ["--model.unconditional_loss", "true"],
         "the quickstart plus StackGAN++'s unconditional realism loss",
     ),
+    "text-bottleneck": (
+        ["--model.text_bottleneck_dim", "16", "--model.text_bottleneck_noise", "1.0"],
+        "the quickstart with the caption read through 16 noisy dimensions",
+    ),
     "recipe": (
         RECIPE,
         "DF-GAN's recipe on the DCGAN networks: no SN, MA-GP, TTUR (G 1e-4, D 4e-4), "
