@@ -51,6 +51,14 @@ VARIANTS = {
         ["--model.text_bottleneck_dim", "16", "--model.text_bottleneck_noise", "1.0"],
         "the quickstart with the caption read through 16 noisy dimensions",
     ),
+    "text-bottleneck-16-0.5": (
+        ["--model.text_bottleneck_dim", "16", "--model.text_bottleneck_noise", "0.5"],
+        "the text bottleneck at half the noise",
+    ),
+    "text-bottleneck-32-0.5": (
+        ["--model.text_bottleneck_dim", "32", "--model.text_bottleneck_noise", "0.5"],
+        "a 32-dimension text bottleneck at half the noise",
+    ),
     "recipe": (
         RECIPE,
         "DF-GAN's recipe on the DCGAN networks: no SN, MA-GP, TTUR (G 1e-4, D 4e-4), "
