@@ -133,3 +133,23 @@ def lock_holder():
     for proc in started:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture
+def channels_first_default():
+    """Keras' global image_data_format set to channels_first, as a ~/.keras/keras.json can set it,
+    and restored afterwards. Yields `data_formats(model)`: the layouts of every layer (nested ones
+    included) that has one, which must be {"channels_last"} for our NHWC networks."""
+    import keras
+
+    def data_formats(model) -> set[str]:
+        return {
+            layer.data_format for layer in model._flatten_layers() if hasattr(layer, "data_format")
+        }
+
+    previous = keras.config.image_data_format()
+    keras.config.set_image_data_format("channels_first")
+    try:
+        yield data_formats
+    finally:
+        keras.config.set_image_data_format(previous)

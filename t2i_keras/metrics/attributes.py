@@ -44,8 +44,10 @@ FORMAT_VERSION = 1
 DEFAULT_TRAIN_IMAGES = 6000
 DEFAULT_EPOCHS = 8
 # Every layer is pinned to float32, as the FID Inception is: training may set a mixed global
-# policy, and the classifier's verdicts must not depend on the run's precision.
+# policy, and the classifier's verdicts must not depend on the run's precision. Likewise NHWC,
+# whatever Keras' global image_data_format (~/.keras/keras.json) says.
 _DTYPE = "float32"
+_LAYOUT = "channels_last"
 
 
 @keras.saving.register_keras_serializable(package="t2i_keras")
@@ -88,14 +90,15 @@ class AttributeClassifier(keras.Model):
                     padding="same",
                     use_bias=False,
                     kernel_initializer=init(),
+                    data_format=_LAYOUT,
                     dtype=_DTYPE,
                 )(x)
                 x = layers.BatchNormalization(momentum=0.9, dtype=_DTYPE)(x)
                 x = layers.ReLU(dtype=_DTYPE)(x)
             if size > 4:
-                x = layers.MaxPooling2D(dtype=_DTYPE)(x)
+                x = layers.MaxPooling2D(data_format=_LAYOUT, dtype=_DTYPE)(x)
             size, width = size // 2, min(2 * width, 4 * filters)
-        x = layers.Flatten(dtype=_DTYPE)(x)
+        x = layers.Flatten(data_format=_LAYOUT, dtype=_DTYPE)(x)
         x = layers.Dense(4 * filters, "relu", kernel_initializer=init(), dtype=_DTYPE)(x)
         outputs = {
             name: layers.Dense(

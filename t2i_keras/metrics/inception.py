@@ -27,6 +27,9 @@ FEATURE_DIM = 2048
 # Every layer is pinned to float32: training may set a mixed global policy, and float16
 # features would move FID well past the port's tolerance.
 _DTYPE = "float32"
+# And to NHWC, the layout of the ported kernels and of the images, whatever Keras' global
+# image_data_format (~/.keras/keras.json) says.
+_LAYOUT = "channels_last"
 
 
 @keras.saving.register_keras_serializable(package="t2i_keras")
@@ -108,7 +111,7 @@ class FIDInceptionV3(keras.Model):
         x = _inception_e(x, "Mixed_7b", max_pool=False)
         x = _inception_e(x, "Mixed_7c", max_pool=True)
         # The graph averages the final 8x8 map with an 8x8 pool: a global average at 299x299.
-        features = layers.GlobalAveragePooling2D(name="pool3", dtype=_DTYPE)(x)
+        features = layers.GlobalAveragePooling2D(data_format=_LAYOUT, name="pool3", dtype=_DTYPE)(x)
         super().__init__(images, features, **kwargs)
 
     def get_config(self):
@@ -122,17 +125,28 @@ class FIDInceptionV3(keras.Model):
 def _conv(x, name: str, filters: int, kernel_size, strides: int = 1, padding: str = "same"):
     # Every explicit padding in the ports is the symmetric one that "same" gives at stride 1.
     return layers.Conv2D(
-        filters, kernel_size, strides, padding, activation="relu", name=name, dtype=_DTYPE
+        filters,
+        kernel_size,
+        strides,
+        padding,
+        data_format=_LAYOUT,
+        activation="relu",
+        name=name,
+        dtype=_DTYPE,
     )(x)
 
 
 def _avg_pool(x, name: str):
     # TF's "SAME" average excludes the padding from the count, as the 2015 graph requires.
-    return layers.AveragePooling2D(3, 1, padding="same", name=name, dtype=_DTYPE)(x)
+    return layers.AveragePooling2D(
+        3, 1, padding="same", data_format=_LAYOUT, name=name, dtype=_DTYPE
+    )(x)
 
 
 def _max_pool(x, name: str, strides: int = 2, padding: str = "valid"):
-    return layers.MaxPooling2D(3, strides, padding=padding, name=name, dtype=_DTYPE)(x)
+    return layers.MaxPooling2D(
+        3, strides, padding=padding, data_format=_LAYOUT, name=name, dtype=_DTYPE
+    )(x)
 
 
 def _concat(branches, name: str):

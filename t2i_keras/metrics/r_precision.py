@@ -34,6 +34,7 @@ NUM_CANDIDATES = 100  # AttnGAN's: the true caption and 99 mismatched ones
 FORMAT_VERSION = 1
 _MAX_LOGIT_SCALE = 100.0  # CLIP clips the learned scale here to keep training stable
 _DTYPE = "float32"  # the verdicts must not depend on a run's mixed-precision policy
+_LAYOUT = "channels_last"  # nor on Keras' global image_data_format (~/.keras/keras.json)
 
 
 @keras.saving.register_keras_serializable(package="t2i_keras")
@@ -170,6 +171,7 @@ def _image_encoder(image_size: int, projection_dim: int, filters: int, seed: int
             padding="same",
             use_bias=False,
             kernel_initializer=keras.initializers.HeUniform(seed=next(seeds)),
+            data_format=_LAYOUT,
             dtype=_DTYPE,
         )(x)
         x = layers.BatchNormalization(dtype=_DTYPE)(x)
@@ -181,9 +183,10 @@ def _image_encoder(image_size: int, projection_dim: int, filters: int, seed: int
         padding="same",
         activation="relu",
         kernel_initializer=keras.initializers.HeUniform(seed=next(seeds)),
+        data_format=_LAYOUT,
         dtype=_DTYPE,
     )(x)
-    x = layers.GlobalAveragePooling2D(dtype=_DTYPE)(x)
+    x = layers.GlobalAveragePooling2D(data_format=_LAYOUT, dtype=_DTYPE)(x)
     x = layers.Dense(
         projection_dim,
         kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),

@@ -7,7 +7,7 @@ from keras import layers, ops
 
 from t2i_keras.models.conditioning import EmbeddingStandardization
 from t2i_keras.models.fusion import FusedUpBlock
-from t2i_keras.models.layers import block_filters, upsampling_blocks
+from t2i_keras.models.layers import DATA_FORMAT, block_filters, upsampling_blocks
 
 
 @keras.saving.register_keras_serializable(package="t2i_keras")
@@ -67,7 +67,7 @@ class FusedGenerator(keras.Model):
             FusedUpBlock(w_in, w_out, name=f"up{i}")
             for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:]))
         ]
-        self.to_rgb = layers.Conv2D(3, 3, padding="same", name="to_rgb")
+        self.to_rgb = layers.Conv2D(3, 3, padding="same", data_format=DATA_FORMAT, name="to_rgb")
         self.output_activation = layers.Activation("tanh", dtype="float32")
 
     def build(self, input_shape):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from t2i_keras.models.layers import DATA_FORMAT
+
 
 def upsample_nearest(features):
     """2x nearest-neighbour up-sampling as a broadcast and a reshape.
@@ -126,11 +128,17 @@ class FusedUpBlock(keras.layers.Layer):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.fuse0 = DeepFusion(in_channels, name="fuse0")
-        self.conv0 = layers.Conv2D(out_channels, 3, padding="same", name="conv0")
+        self.conv0 = layers.Conv2D(
+            out_channels, 3, padding="same", data_format=DATA_FORMAT, name="conv0"
+        )
         self.fuse1 = DeepFusion(out_channels, name="fuse1")
-        self.conv1 = layers.Conv2D(out_channels, 3, padding="same", name="conv1")
+        self.conv1 = layers.Conv2D(
+            out_channels, 3, padding="same", data_format=DATA_FORMAT, name="conv1"
+        )
         self.shortcut = (
-            layers.Conv2D(out_channels, 1, name="shortcut") if in_channels != out_channels else None
+            layers.Conv2D(out_channels, 1, data_format=DATA_FORMAT, name="shortcut")
+            if in_channels != out_channels
+            else None
         )
 
     def build(self, input_shape):
@@ -182,13 +190,23 @@ class ResidualDownBlock(keras.layers.Layer):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.conv0 = layers.Conv2D(
-            out_channels, 4, strides=2, padding="same", use_bias=False, name="conv0"
+            out_channels,
+            4,
+            strides=2,
+            padding="same",
+            use_bias=False,
+            data_format=DATA_FORMAT,
+            name="conv0",
         )
-        self.conv1 = layers.Conv2D(out_channels, 3, padding="same", use_bias=False, name="conv1")
+        self.conv1 = layers.Conv2D(
+            out_channels, 3, padding="same", use_bias=False, data_format=DATA_FORMAT, name="conv1"
+        )
         self.shortcut = (
-            layers.Conv2D(out_channels, 1, name="shortcut") if in_channels != out_channels else None
+            layers.Conv2D(out_channels, 1, data_format=DATA_FORMAT, name="shortcut")
+            if in_channels != out_channels
+            else None
         )
-        self.pool = layers.AveragePooling2D(2)
+        self.pool = layers.AveragePooling2D(2, data_format=DATA_FORMAT)
 
     def build(self, input_shape):
         batch, height, width, _ = input_shape

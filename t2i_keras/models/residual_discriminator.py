@@ -7,7 +7,7 @@ from keras import layers, ops
 
 from t2i_keras.models.conditioning import EmbeddingStandardization
 from t2i_keras.models.fusion import ResidualDownBlock
-from t2i_keras.models.layers import block_filters, upsampling_blocks
+from t2i_keras.models.layers import DATA_FORMAT, block_filters, upsampling_blocks
 
 
 @keras.saving.register_keras_serializable(package="t2i_keras")
@@ -50,15 +50,19 @@ class ResidualDiscriminator(keras.Model):
         self.embedding_norm = EmbeddingStandardization(
             mode=embedding_normalization, dtype="float32", name="embedding_norm"
         )
-        self.from_rgb = layers.Conv2D(widths[0], 3, padding="same", name="from_rgb")
+        self.from_rgb = layers.Conv2D(
+            widths[0], 3, padding="same", data_format=DATA_FORMAT, name="from_rgb"
+        )
         self.down_blocks = [
             ResidualDownBlock(w_in, w_out, name=f"down{i}")
             for i, (w_in, w_out) in enumerate(zip(widths[:-1], widths[1:]))
         ]
         self.joint_conv = layers.Conv2D(
-            2 * filters, 3, padding="same", use_bias=False, name="joint"
+            2 * filters, 3, padding="same", use_bias=False, data_format=DATA_FORMAT, name="joint"
         )
-        self.to_logit = layers.Conv2D(1, 4, padding="valid", use_bias=False, name="logit")
+        self.to_logit = layers.Conv2D(
+            1, 4, padding="valid", use_bias=False, data_format=DATA_FORMAT, name="logit"
+        )
 
     def build(self, input_shape):
         image_shape, embedding_shape = input_shape

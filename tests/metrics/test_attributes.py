@@ -191,6 +191,12 @@ def test_the_network_stays_float32_under_a_mixed_policy():
     assert {layer.dtype_policy.compute_dtype for layer in model.layers[1:]} == {"float32"}
 
 
+def test_the_network_is_nhwc_under_a_channels_first_keras_default(channels_first_default):
+    model = attributes.AttributeClassifier(16, filters=4)
+    assert channels_first_default(model) == {"channels_last"}
+    assert model(np.zeros((2, 16, 16, 3), np.uint8))["petal_colour"].shape[0] == 2
+
+
 def test_bad_inputs_are_refused_with_a_reason(classifier):
     with pytest.raises(ValueError, match="16x16"):
         attributes.predict_attributes(classifier, np.zeros((2, 32, 32, 3), np.uint8))

@@ -165,6 +165,12 @@ def test_the_network_stays_float32_under_a_mixed_policy_and_its_config_round_tri
     assert sum(isinstance(layer, keras.layers.Conv2D) for layer in model.layers) == 94
 
 
+def test_the_network_is_nhwc_under_a_channels_first_keras_default(channels_first_default):
+    model = inception.FIDInceptionV3()
+    assert channels_first_default(model) == {"channels_last"}
+    assert model.output.shape == (None, 2048)
+
+
 @pytest.mark.parametrize(
     "images, message",
     [

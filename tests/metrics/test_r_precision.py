@@ -142,3 +142,9 @@ def test_the_matcher_is_cached_and_reloads_with_its_config(matcher, splits, isol
         atol=1e-6,
     )
     assert float(reloaded.log_scale.numpy()) == float(matcher.log_scale.numpy())
+
+
+def test_the_image_encoder_is_nhwc_under_a_channels_first_keras_default(channels_first_default):
+    matcher = r_precision.CaptionMatcher(16, 8, projection_dim=4, filters=4)
+    assert channels_first_default(matcher) == {"channels_last"}
+    assert matcher.encode_images(np.zeros((2, 16, 16, 3), np.uint8)).shape == (2, 4)
