@@ -99,22 +99,47 @@ def worker_dir(run_dir: str | os.PathLike, strategy: tf.distribute.Strategy) -> 
 
 
 def default_precision() -> str:
+    """What `--precision auto` picks on this machine (`precision_for_hardware` decides)."""
+    return precision_for_hardware(gpu_compute_capabilities(), cpuinfo())
+
+
+def precision_for_hardware(gpu_capabilities: list[tuple[int, int] | None], cpu_flags: str) -> str:
     """mixed_bfloat16 where the hardware computes bf16 natively, else float32.
 
-    GPUs from Ampere (compute capability 8.0) on, and CPUs with AVX512-BF16 or AMX; elsewhere bf16
-    is emulated and slower than float32 (measured in benchmarks/bench_train_step.py).
+    With GPUs, bf16 only if every GPU has compute capability 8.0 or more (Ampere on): one policy
+    runs on all replicas, and Volta/Turing (7.x) have no bf16 tensor cores. A GPU that reports no
+    capability counts as one without. Never mixed_float16, though Volta/Turing run float16 on
+    their tensor cores: it needs loss scaling, and no GAN here has been trained with it beyond a
+    few test steps, so it is the user's choice (`--precision mixed_float16`). Without GPUs, bf16
+    on CPUs with AVX512-BF16 or AMX; elsewhere bf16 is emulated and slower than float32 (measured
+    in benchmarks/bench_train_step.py).
+
+    Args:
+        gpu_capabilities: one (major, minor) compute capability per GPU (None where unknown);
+            empty without GPUs.
+        cpu_flags: text holding the CPU's feature flags, such as /proc/cpuinfo's.
     """
-    for gpu in tf.config.list_physical_devices("GPU"):
-        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
-        if capability and capability >= (8, 0):
-            return "mixed_bfloat16"
-    if tf.config.list_physical_devices("GPU"):
-        return "float32"
+    if gpu_capabilities:
+        ampere = all(c is not None and tuple(c) >= (8, 0) for c in gpu_capabilities)
+        return "mixed_bfloat16" if ampere else "float32"
+    flags = set(cpu_flags.split())
+    return "mixed_bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
+def gpu_compute_capabilities() -> list[tuple[int, int] | None]:
+    """The compute capability of each GPU TensorFlow sees (None where it reports none)."""
+    return [
+        tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        for gpu in tf.config.list_physical_devices("GPU")
+    ]
+
+
+def cpuinfo() -> str:
+    """/proc/cpuinfo's text, which lists the CPU's feature flags ("" where it is absent)."""
     try:
-        flags = pathlib.Path("/proc/cpuinfo").read_text()
+        return pathlib.Path("/proc/cpuinfo").read_text()
     except OSError:
-        return "float32"
-    return "mixed_bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+        return ""
 
 
 def install_keras_workarounds() -> None:

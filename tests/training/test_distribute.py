@@ -410,6 +410,81 @@ def test_default_precision_follows_the_hardware():
     assert distribute.default_precision() == ("mixed_bfloat16" if native_bf16 else "float32")
 
 
+@pytest.mark.parametrize(
+    "gpus, cpu_flags, expected",
+    [
+        pytest.param([(8, 0)], "", "mixed_bfloat16", id="A100"),
+        pytest.param([(9, 0), (9, 0)], "", "mixed_bfloat16", id="two H100"),
+        pytest.param([(8, 6)], "", "mixed_bfloat16", id="A10"),
+        # Volta: float16 tensor cores but no bf16; float16 is left to the user.
+        pytest.param([(7, 0)], "", "float32", id="V100"),
+        # With a GPU the CPU's bf16 does not count.
+        pytest.param([(7, 5)], "flags : avx2 amx_bf16", "float32", id="T4 on an AMX CPU"),
+        # One policy runs on every replica.
+        pytest.param([(8, 0), (7, 0)], "", "float32", id="A100 beside a V100"),
+        pytest.param([None], "", "float32", id="GPU without a capability"),
+        pytest.param([], "flags : fpu avx2 avx512_bf16", "mixed_bfloat16", id="AVX512-BF16 CPU"),
+        pytest.param([], "flags : fpu avx2 amx_bf16 amx_tile", "mixed_bfloat16", id="AMX CPU"),
+        pytest.param([], "flags : fpu avx2 avx512f", "float32", id="AVX-512 CPU without BF16"),
+        pytest.param([], "", "float32", id="no cpuinfo"),
+    ],
+)
+def test_precision_auto_on_described_hardware(gpus, cpu_flags, expected):
+    assert distribute.precision_for_hardware(gpus, cpu_flags) == expected
+
+
+def fake_gpus(monkeypatch, capabilities):
+    """TensorFlow reports one GPU per compute capability (physical and logical devices)."""
+    physical = [
+        tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU")
+        for i in range(len(capabilities))
+    ]
+    logical = [tf.config.LogicalDevice(f"/device:GPU:{i}", "GPU") for i in range(len(capabilities))]
+    details = {device.name: c for device, c in zip(physical, capabilities)}
+    real_physical, real_logical = tf.config.list_physical_devices, tf.config.list_logical_devices
+    monkeypatch.setattr(
+        tf.config,
+        "list_physical_devices",
+        lambda kind=None: physical if kind == "GPU" else real_physical(kind),
+    )
+    monkeypatch.setattr(
+        tf.config,
+        "list_logical_devices",
+        lambda kind=None: logical if kind == "GPU" else real_logical(kind),
+    )
+    monkeypatch.setattr(
+        tf.config.experimental,
+        "get_device_details",
+        lambda device: {"device_name": "fake", "compute_capability": details[device.name]},
+    )
+
+
+@pytest.mark.parametrize(
+    "capabilities, expected", [([(8, 0)], "mixed_bfloat16"), ([(7, 5), (7, 5)], "float32")]
+)
+def test_precision_auto_reads_the_gpus_compute_capability(monkeypatch, capabilities, expected):
+    fake_gpus(monkeypatch, capabilities)
+    assert distribute.gpu_compute_capabilities() == capabilities
+    assert distribute.default_precision() == expected
+
+
+def test_strategy_auto_mirrors_over_several_gpus_and_names_the_gpu(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    built = []
+    monkeypatch.setattr(tf.distribute, "MirroredStrategy", lambda devices: built.append(devices))
+    fake_gpus(monkeypatch, [(8, 0), (8, 0)])
+    distribute.choose_strategy("auto")
+    assert built == [["/device:GPU:0", "/device:GPU:1"]]
+    fake_gpus(monkeypatch, [(8, 0)])
+    strategy = distribute.choose_strategy("auto")
+    assert built == [["/device:GPU:0", "/device:GPU:1"]]  # one GPU: no MirroredStrategy
+    assert strategy is tf.distribute.get_strategy()
+    assert distribute.describe(strategy, "mixed_bfloat16 (--precision auto)") == (
+        "Training on GPU (/device:GPU:0), default strategy (1 replica), "
+        "precision mixed_bfloat16 (--precision auto)"
+    )
+
+
 def test_jit_compile_with_several_replicas_is_refused(tmp_path):
     from t2i_keras.training import trainer
 
