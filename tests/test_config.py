@@ -27,6 +27,15 @@ def test_flowers64_has_reeds_hyperparameters():
     assert (t.generator_lr, t.discriminator_lr, t.beta_1) == (2e-4, 2e-4, 0.5)
 
 
+def test_the_gpu_preset_changes_how_procedural64_runs_not_what_it_trains():
+    gpu = t2i_config.get_preset("procedural64_gpu").to_dict()
+    base = t2i_config.get_preset("procedural64").to_dict()
+    assert (gpu["train"]["precision"], gpu["train"]["jit_compile"]) == ("auto", True)
+    assert gpu["train"]["batch_size"] == 64  # the global batch, Reed's
+    gpu["preset"], gpu["train"]["jit_compile"] = base["preset"], base["train"]["jit_compile"]
+    assert gpu == base
+
+
 def test_flags_override_fields_and_leave_the_rest():
     base = t2i_config.get_preset("quickstart")
     args = parse(

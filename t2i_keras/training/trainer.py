@@ -86,9 +86,12 @@ def train(
         distribute.install_keras_workarounds()  # the caller's own distributed strategy
     precision = distribute.default_precision() if t.precision == "auto" else t.precision
     if t.jit_compile and strategy.num_replicas_in_sync > 1:
+        # Keras 3.15 compiles `strategy.run` and the step into one XLA cluster, and an XLA cluster
+        # runs on one device: it fails reading the other replicas' variables (XLA's known issue
+        # "tf.Variable on a different device"; seen on two CPUs with TF 2.21, not tried on GPUs).
         raise ValueError(
-            "train.jit_compile does not work under MirroredStrategy on CPUs (TF 2.21); "
-            "turn it off for multi-replica runs"
+            "train.jit_compile does not work under MirroredStrategy (an XLA cluster runs on one "
+            "device); pass --train.jit_compile false for multi-replica runs"
         )
     chief = distribute.is_chief(strategy)
     out_dir = distribute.worker_dir(run_dir, strategy)

@@ -123,6 +123,7 @@ def test_masked_wrong_pairs_do_not_reach_the_discriminator_loss():
 def test_train_step_with_and_without_xla(jit_compile):
     gan = compile_tiny(tiny_gan(), jit_compile=jit_compile)
     history = gan.fit(tiny_batches(), steps_per_epoch=2, epochs=1, verbose=0).history
+    assert gan.jit_compile is jit_compile  # Keras turns XLA off, with a warning, if it cannot
     assert np.isfinite(history["d_loss"][0]) and np.isfinite(history["g_loss"][0])
 
 

@@ -7,10 +7,12 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 
 from t2i_keras import config as t2i_config
+from t2i_keras.training import distribute, trainer
 from t2i_keras.training.runs import generate_images, load_run
 from t2i_keras.training.trainer import train
 from t2i_keras.utils.files import LOCK_FILE, DirectoryInUseError
@@ -119,24 +121,60 @@ def test_training_on_real_photographs_coco_mini(coco_mini, tmp_path, text_encode
         load_split(config, "train", text_encoder)
 
 
-@pytest.mark.parametrize("preset", ["quickstart", "dfgan_flowers64"])
-def test_a_preset_trains_a_few_steps_end_to_end(preset, tmp_path, text_encoder):
-    """The preset's networks, losses and recipe as they are, on a few procedural flowers."""
-    config = t2i_config.get_preset(preset)
+def shrunk_preset(name, **train):
+    """The preset's networks, losses and recipe as they are, on a few procedural flowers: narrow
+    networks, batch 8, two steps."""
+    config = t2i_config.get_preset(name)
     config.data = dataclasses.replace(
         config.data, dataset="flowers", data_dir="", num_train=16, num_test=8
     )
     config.model.generator_filters = config.model.discriminator_filters = 2
     config.train = dataclasses.replace(
-        config.train, batch_size=8, epochs=1, steps_per_epoch=2, eval_every=0, precision="float32"
+        config.train, batch_size=8, epochs=1, steps_per_epoch=2, eval_every=0, **train
     )
     config.sample_captions, config.samples_per_caption = ("a red flower",), 1
+    return config
+
+
+@pytest.mark.parametrize("preset", ["quickstart", "dfgan_flowers64"])
+def test_a_preset_trains_a_few_steps_end_to_end(preset, tmp_path, text_encoder):
+    config = shrunk_preset(preset, precision="float32")
     gan = train(config, tmp_path, verbose=0)
     expected = "FusedGenerator" if preset.startswith("dfgan") else "Generator"
     assert type(gan.generator).__name__ == expected
     assert (tmp_path / "model.keras").exists()
     timing = (tmp_path / "timing.json").read_text()
     assert '"steps": 2' in timing
+
+
+def test_the_gpu_preset_trains_as_on_an_ampere_gpu_with_bf16_and_xla(
+    monkeypatch, tmp_path, text_encoder
+):
+    # TensorFlow reports an A100 (compute capability 8.0); the step still runs on this CPU, in
+    # the policy and with the XLA compilation that GPU would get.
+    monkeypatch.setattr(distribute, "gpu_compute_capabilities", lambda: [(8, 0)])
+    config = shrunk_preset("procedural64_gpu")
+    assert (config.train.precision, config.train.jit_compile) == ("auto", True)
+    gan = train(config, tmp_path, verbose=0)
+    assert gan.jit_compile is True  # Keras turns XLA off, with a warning, where it cannot use it
+    assert gan.generator.dtype_policy.name == "mixed_bfloat16"
+    assert gan.discriminator.dtype_policy.name == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["precision"] == "auto"
+    assert '"steps": 2' in (tmp_path / "timing.json").read_text()
+    images = generate_images(gan, text_encoder, ["a red flower"], 2, seed=0)
+    assert images.shape == (1, 2, 64, 64, 3) and images.std() > 0
+
+
+@pytest.mark.parametrize(
+    "precision, scaled", [("mixed_float16", True), ("mixed_bfloat16", False), ("float32", False)]
+)
+def test_only_float16_gets_loss_scaling(precision, scaled):
+    # float16 gradients underflow without it; bf16 has float32's exponent range and needs none.
+    config = tiny_config()
+    config.train.precision = precision
+    optimizer = trainer.make_optimizer(config, 1e-3, steps_per_epoch=10)
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer) is scaled
 
 
 def test_a_second_training_on_a_run_directory_is_refused_at_once(tmp_path, lock_holder):
