@@ -114,6 +114,9 @@ class ModelConfig:
             noisy channel of this many dimensions (`Generator`), so it cannot tell which training
             image a caption came from and must use z.
         text_bottleneck_noise: the std of that channel's noise.
+        patch_realism: dcgan only. The discriminator also judges realism, caption-blind, on
+            each cell of its 8x8 feature map (PatchGAN), trained real vs fake like the
+            unconditional loss.
     """
 
     z_dim: int = 100
@@ -128,6 +131,7 @@ class ModelConfig:
     unconditional_loss: bool = False
     text_bottleneck_dim: int = 0
     text_bottleneck_noise: float = 1.0
+    patch_realism: bool = False
 
 
 @dataclasses.dataclass
@@ -562,6 +566,13 @@ def config_problems(config: Config) -> list[str]:
                 "--model.text_bottleneck_dim and --model.conditioning_augmentation both add noise "
                 "to the caption: choose one"
             )
+    if model.patch_realism and model.architecture != "dcgan":
+        problems.append("--model.patch_realism is for --model.architecture dcgan only")
+    if model.patch_realism and model.unconditional_loss:
+        problems.append(
+            "--model.patch_realism and --model.unconditional_loss are two caption-blind realism "
+            "losses: choose one"
+        )
     if train.strategy == "multi_worker" and not os.environ.get("TF_CONFIG"):
         problems.append("--strategy multi_worker needs TF_CONFIG set (see the README)")
     return problems

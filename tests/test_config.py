@@ -120,6 +120,13 @@ def test_fields_that_depend_on_each_other_or_the_disk(tmp_path, monkeypatch):
     assert "choose one" in problems(
         model__text_bottleneck_dim=16, model__conditioning_augmentation=True
     )
+    assert problems(model__patch_realism=True) == ""
+    assert "patch_realism is for --model.architecture dcgan only" in problems(
+        model__patch_realism=True, model__architecture="dfgan"
+    )
+    assert "two caption-blind realism losses" in problems(
+        model__patch_realism=True, model__unconditional_loss=True
+    )
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert "needs TF_CONFIG" in problems(train__strategy="multi_worker")
     config = t2i_config.get_preset("quickstart")

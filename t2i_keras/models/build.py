@@ -53,5 +53,6 @@ def _networks(config: Config, embedding_dim: int):
         spectral_norm=m.spectral_norm,
         conditioning=m.discriminator_conditioning,
         unconditional_output=m.unconditional_loss,
+        patch_realism=m.patch_realism,
     )
     return generator, discriminator

@@ -32,6 +32,11 @@ class Discriminator(keras.Model):
         unconditional_output: bool, default False. Projection only: also return psi(phi(x)), the
             caption-blind realism logit, as a second column ([B, 2]), for the train step's
             unconditional loss (StackGAN++, Zhang et al. 2018, §3.2).
+        patch_realism: bool, default False. Also return one caption-blind realism logit per cell
+            of the 8x8 feature map before the last down block (PatchGAN, Isola et al. 2017), as
+            columns 1..64 ([B, 65]). The global logit is dominated by the easy question, does
+            the colour match the caption; a logit per patch, each seeing a petal-sized part of
+            the image, has to judge edges and shapes where they are.
 
     Example:
         discriminator = Discriminator(image_size=64)
@@ -48,6 +53,7 @@ class Discriminator(keras.Model):
         conditioning: str = "concat",
         embedding_normalization: str = "whiten",
         unconditional_output: bool = False,
+        patch_realism: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -57,7 +63,13 @@ class Discriminator(keras.Model):
                 "unconditional_output needs conditioning='projection' (its psi(phi(x)) term is "
                 "the caption-blind logit)"
             )
+        if unconditional_output and patch_realism:
+            raise ValueError(
+                "unconditional_output and patch_realism are two kinds of caption-blind realism "
+                "logit: choose one"
+            )
         self.unconditional_output = unconditional_output
+        self.patch_realism = patch_realism
         if conditioning not in CONDITIONING_KINDS:
             raise ValueError(
                 f"conditioning must be one of {CONDITIONING_KINDS}, got {conditioning!r}"
@@ -89,6 +101,12 @@ class Discriminator(keras.Model):
             if normed:
                 self.down_blocks.append(dcgan.batch_norm(name=f"down{i}_norm"))
             self.down_blocks.append(layers.LeakyReLU(0.2))
+            if i == len(widths) - 2:
+                # The 8x8 map: the patch logits read it once its block's activation is applied.
+                self.patch_input_index = len(self.down_blocks) - 1
+        self.patch_logits = (
+            self._normalized(dcgan.conv(1, 1, name="patch_logits")) if patch_realism else None
+        )
         last = widths[-1]
         if conditioning == "concat":
             self.text_projection = self._normalized(
@@ -111,8 +129,12 @@ class Discriminator(keras.Model):
         images, embeddings = inputs
         embeddings = self.embedding_norm(embeddings)
         x = images
-        for layer in self.down_blocks:
+        patches = None
+        for i, layer in enumerate(self.down_blocks):
             x = layer(x, training=training)  # reaches batch and spectral norm; others ignore it
+            if self.patch_logits is not None and i == self.patch_input_index:
+                patches = self.patch_logits(x, training=training)
+                patches = ops.cast(ops.reshape(patches, (-1, patches.shape[1] ** 2)), "float32")
         if self.conditioning == "concat":
             text = ops.leaky_relu(self.text_projection(embeddings, training=training), 0.2)
             text = ops.tile(text[:, None, None, :], [1, 4, 4, 1])
@@ -120,7 +142,7 @@ class Discriminator(keras.Model):
             x = self.joint_conv(x, training=training)
             if self.joint_norm is not None:
                 x = self.joint_norm(x, training=training)
-            logits = self.to_logit(ops.leaky_relu(x, 0.2), training=training)
+            logits = ops.reshape(self.to_logit(ops.leaky_relu(x, 0.2), training=training), (-1, 1))
         else:
             phi = self.features(x, training=training)
             phi = ops.leaky_relu(ops.reshape(phi, (-1, phi.shape[-1])), 0.2)
@@ -130,7 +152,10 @@ class Discriminator(keras.Model):
             logits = realism + projection
             if self.unconditional_output:
                 return ops.cast(ops.concatenate([logits, realism], axis=-1), "float32")
-        return ops.cast(ops.reshape(logits, (-1,)), "float32")
+        logits = ops.cast(logits, "float32")
+        if patches is not None:
+            return ops.concatenate([logits, patches], axis=-1)
+        return ops.reshape(logits, (-1,))
 
     def get_config(self):
         return {
@@ -138,6 +163,7 @@ class Discriminator(keras.Model):
             "image_size": self.image_size,
             "embedding_normalization": self.embedding_normalization,
             "unconditional_output": self.unconditional_output,
+            "patch_realism": self.patch_realism,
             "embedding_dim": self.embedding_dim,
             "text_projection_dim": self.text_projection_dim,
             "filters": self.filters,

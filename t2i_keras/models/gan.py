@@ -31,17 +31,19 @@ BATCH_KEYS = {
 
 
 def _split(logits):
-    """(matching-aware logits [B], caption-blind logits [B] or None) from D's output."""
+    """(matching-aware logits [B], caption-blind realism logits [B, R] or None) from D's output:
+    R is 1 for the unconditional logit, one per patch for patch realism."""
     if logits.shape.rank == 1:
         return logits, None
-    return logits[:, 0], logits[:, 1]
+    return logits[:, 0], logits[:, 1:]
 
 
 def _generator_loss(loss_fn, logits):
-    """The generator's loss on D's output, summed over the matching-aware and realism logits."""
+    """The generator's loss on D's output: the matching-aware logit's plus the mean of the
+    realism logits' (so the realism term weighs as one logit, however many patches)."""
     conditional, realism = _split(logits)
     loss = loss_fn(conditional)
-    return loss if realism is None else loss + loss_fn(realism)
+    return loss if realism is None else loss + ops.mean(loss_fn(realism), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="t2i_keras")
@@ -234,11 +236,15 @@ class TextToImageGAN(keras.Model):
                 fake_logits, fake_realism = _split(fake_logits)
                 d_per_example = d_loss_fn(real_logits, wrong_logits, fake_logits, wrong_mask)
                 if real_realism is not None:
-                    # StackGAN++'s unconditional term, real + fake (the combination with both
-                    # negatives fake gives real + ½(fake + fake)): real vs fake whatever the
-                    # caption, so the realism signal is not crowded out by the matching task.
-                    d_per_example = d_per_example + d_loss_fn(
-                        real_realism, fake_realism, fake_realism, tf.ones_like(wrong_mask)
+                    # StackGAN++'s unconditional term (or PatchGAN's, per patch), real + fake
+                    # (the combination with both negatives fake gives real + ½(fake + fake)):
+                    # real vs fake whatever the caption, so the realism signal is not crowded
+                    # out by the matching task.
+                    d_per_example = d_per_example + ops.mean(
+                        d_loss_fn(
+                            real_realism, fake_realism, fake_realism, tf.ones_like(real_realism)
+                        ),
+                        axis=-1,
                     )
                 if self.ma_gp_weight:
                     d_per_example = d_per_example + penalty

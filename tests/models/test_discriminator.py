@@ -57,7 +57,42 @@ def test_bad_conditioning_is_a_clear_error():
         Discriminator(conditioning="attention")
 
 
-@pytest.mark.parametrize("options", [{}, {"spectral_norm": True, "conditioning": "projection"}])
+@pytest.mark.parametrize("size", [16, 32, 64])
+@pytest.mark.parametrize("conditioning", ["concat", "projection"])
+def test_patch_realism_adds_one_caption_blind_logit_per_cell_of_the_8x8_map(size, conditioning):
+    embeddings, _, images = inputs(2, image_size=size)
+    discriminator = tiny_discriminator(size, conditioning=conditioning, patch_realism=True)
+    logits = np.asarray(discriminator([images, embeddings]))
+    other_text = np.asarray(discriminator([images, embeddings + 1.0]))
+    assert logits.shape == (2, 1 + 64) and logits.dtype == "float32"
+    assert not np.allclose(logits[:, 0], other_text[:, 0]), "column 0 matches the caption"
+    np.testing.assert_array_equal(logits[:, 1:], other_text[:, 1:])
+
+
+def test_a_patch_logit_sees_its_own_part_of_the_image_only():
+    embeddings, _, images = inputs(1, image_size=32)
+    discriminator = tiny_discriminator(32, patch_realism=True)
+    touched = images.copy()
+    touched[:, :4, :4] = -touched[:, :4, :4]  # the top-left corner only
+    before = np.asarray(discriminator([images, embeddings]))[0, 1:].reshape(8, 8)
+    after = np.asarray(discriminator([touched, embeddings]))[0, 1:].reshape(8, 8)
+    assert not np.isclose(before[0, 0], after[0, 0])
+    np.testing.assert_array_equal(before[4:, 4:], after[4:, 4:])
+
+
+def test_patch_realism_and_the_unconditional_logit_are_one_or_the_other():
+    with pytest.raises(ValueError, match="choose one"):
+        tiny_discriminator(conditioning="projection", unconditional_output=True, patch_realism=True)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"spectral_norm": True, "conditioning": "projection"},
+        {"spectral_norm": True, "patch_realism": True},
+    ],
+)
 def test_config_and_keras_file_round_trip(tmp_path, options):
     discriminator = tiny_discriminator(**options)
     embeddings, _, images = inputs(3)

@@ -308,6 +308,38 @@ def test_unconditional_loss_trains_the_realism_logit_on_real_versus_fake():
     assert np.isfinite(history.history["d_loss"][-1])
 
 
+def test_patch_realism_losses_are_the_mean_over_patches_of_real_versus_fake():
+    """The logged losses of one step at learning rate 0 against a hand computation: the
+    matching-aware hinge terms plus, per example, the patches' mean real-vs-fake hinge."""
+    gan = tiny_gan(loss="hinge", gan_int_weight=0.0, discriminator_kwargs={"patch_realism": True})
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.0), g_optimizer=keras.optimizers.SGD(0.0))
+    batch = next(iter(tiny_batches()))
+    fake = gan.generator.generate(batch["embedding"], batch["noise"][:, 0], training=True)[0]
+    real, wrong, fake_logits = (
+        np.asarray(gan.discriminator([images, batch["embedding"]], training=True))
+        for images in (batch["image"], batch["wrong_image"], fake)
+    )
+    relu = lambda x: np.maximum(x, 0.0)  # noqa: E731
+    mask = np.asarray(batch["wrong_mask"])
+    d_expected = (
+        relu(1 - real[:, 0])
+        + 0.5 * (mask * relu(1 + wrong[:, 0]) + relu(1 + fake_logits[:, 0]))
+        + (relu(1 - real[:, 1:]) + relu(1 + fake_logits[:, 1:])).mean(axis=1)
+    )
+    g_expected = -fake_logits[:, 0] - fake_logits[:, 1:].mean(axis=1)
+    history = gan.fit(tiny_batches(), steps_per_epoch=1, epochs=1, verbose=0).history
+    np.testing.assert_allclose(history["d_loss"][0], d_expected.mean(), rtol=1e-5)
+    np.testing.assert_allclose(history["g_loss"][0], g_expected.mean(), rtol=1e-5)
+
+
+def test_patch_realism_trains_its_logits():
+    gan = compile_tiny(tiny_gan(discriminator_kwargs={"patch_realism": True}))
+    before = np.array(gan.discriminator.patch_logits.kernel)
+    history = gan.fit(tiny_batches(), steps_per_epoch=2, epochs=1, verbose=0).history
+    assert np.isfinite(history["d_loss"][-1]) and np.isfinite(history["g_loss"][-1])
+    assert not np.allclose(before, np.array(gan.discriminator.patch_logits.kernel))
+
+
 def test_unconditional_output_needs_the_projection_discriminator():
     with pytest.raises(ValueError, match="projection"):
         tiny_discriminator(conditioning="concat", unconditional_output=True)
