@@ -32,9 +32,14 @@ def tiny_networks(name: str):
 
     if name == "reed":  # BCE, concatenation, batch norm, MA-GP: Reed's networks
         return tiny_gan(ma_gp_weight=1.0)
-    if name == "quickstart":  # hinge, spectral norm, projection: the quickstart preset
+    if name == "quickstart":  # hinge, spectral norm, projection, patch realism: the quickstart
         return tiny_gan(
-            loss="hinge", discriminator_kwargs={"spectral_norm": True, "conditioning": "projection"}
+            loss="hinge",
+            discriminator_kwargs={
+                "spectral_norm": True,
+                "conditioning": "projection",
+                "patch_realism": True,
+            },
         )
     if name == "dfgan":  # deep fusion, residual one-way D, hinge + MA-GP: the dfgan presets
         shared = {"image_size": 16, "embedding_dim": EMBEDDING_DIM, "filters": 4}
