@@ -31,6 +31,7 @@ def tiny_run(request, tmp_path_factory, text_encoder):
 
     config = tiny_config()
     config.model.architecture = request.param
+    config.model.patch_realism = request.param == "dcgan"  # the residual D has no patch head
     run_dir = tmp_path_factory.mktemp(f"run_{request.param}")
     return run_dir, train(config, run_dir, verbose=0)
 
