@@ -79,6 +79,10 @@ VARIANTS = {
         [],
         "the quickstart: reed plus a caption-blind realism logit per 8x8 patch (PatchGAN)",
     ),
+    "patch-contrastive": (
+        ["--train.contrastive_weight", "1"],
+        "the quickstart plus XMC-GAN's image-to-caption contrastive term (λ = 1) in D and G",
+    ),
     "patch-bn-bce": (
         ["--model.spectral_norm", "false", "--train.loss", "bce"],
         "patch realism on Reed's batch-norm discriminator with cross-entropy",

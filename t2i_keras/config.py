@@ -156,6 +156,8 @@ class TrainConfig:
         mode_seeking_weight: weight of MSGAN's mode-seeking term (Mao et al. 2019), which makes
             different noise draw different images for one caption (0 disables it).
         ema_decay: decay of the generator weights' moving average used for samples and export.
+        contrastive_weight: weight of XMC-GAN's image-to-caption contrastive term in both losses
+            (model.discriminator_conditioning projection only; 0 disables it).
         precision: "auto" (bf16 where the hardware has it, else float32), "float32",
             "mixed_bfloat16" or "mixed_float16" (with loss scaling).
         jit_compile: XLA-compile the train step (single device only).
@@ -184,6 +186,7 @@ class TrainConfig:
     kl_weight: float = 1.0
     mode_seeking_weight: float = 0.0
     ema_decay: float = 0.999
+    contrastive_weight: float = 0.0
     precision: str = "auto"
     jit_compile: bool = False
     strategy: str = "auto"
@@ -575,6 +578,18 @@ def config_problems(config: Config) -> list[str]:
         problems.append(
             "--model.patch_realism and --model.unconditional_loss are two caption-blind realism "
             "losses: choose one"
+        )
+    if train.contrastive_weight and (
+        model.architecture != "dcgan" or model.discriminator_conditioning != "projection"
+    ):
+        problems.append(
+            "--train.contrastive_weight needs --model.architecture dcgan with "
+            "--model.discriminator_conditioning projection (it compares phi(x) with W e)"
+        )
+    if train.contrastive_weight and train.ma_gp_weight:
+        problems.append(
+            "--train.contrastive_weight and --train.ma_gp_weight both take over the real images' "
+            "pass through the discriminator: choose one"
         )
     if train.strategy == "multi_worker" and not os.environ.get("TF_CONFIG"):
         problems.append("--strategy multi_worker needs TF_CONFIG set (see the README)")

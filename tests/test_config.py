@@ -127,6 +127,16 @@ def test_fields_that_depend_on_each_other_or_the_disk(tmp_path, monkeypatch):
     assert "two caption-blind realism losses" in problems(
         model__patch_realism=True, model__unconditional_loss=True
     )
+    assert problems(train__contrastive_weight=1.0) == ""
+    assert "needs --model.architecture dcgan with" in problems(
+        train__contrastive_weight=1.0, model__discriminator_conditioning="concat"
+    )
+    assert "needs --model.architecture dcgan with" in problems(
+        train__contrastive_weight=1.0, model__architecture="dfgan", model__patch_realism=False
+    )
+    assert "ma_gp_weight both take over" in problems(
+        train__contrastive_weight=1.0, train__ma_gp_weight=2.0
+    )
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert "needs TF_CONFIG" in problems(train__strategy="multi_worker")
     config = t2i_config.get_preset("quickstart")

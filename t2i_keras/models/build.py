@@ -24,6 +24,7 @@ def build_gan(config: Config, embedding_dim: int) -> TextToImageGAN:
         kl_weight=t.kl_weight,
         mode_seeking_weight=t.mode_seeking_weight,
         ema_decay=t.ema_decay,
+        contrastive_weight=t.contrastive_weight,
     )
 
 

@@ -126,7 +126,22 @@ class Discriminator(keras.Model):
         return layers.SpectralNormalization(layer) if self.spectral_norm else layer
 
     def call(self, inputs, training=False):
-        images, embeddings = inputs
+        return self._forward(*inputs, training=training, all_captions=False)
+
+    def logits_and_caption_scores(self, inputs, training=False):
+        """`call`'s logits and, from the same pass, every image's score against every caption
+        of the batch: [B, B], row i image i, the cosine of phi(x_i) and W e_j. The
+        image-to-caption contrastive loss (XMC-GAN, Zhang et al. 2021) ranks each image's own
+        caption above the 63 others, so every attribute counts, not only the one a single wrong
+        image happens to differ in. Projection conditioning only (concat has no W e_j)."""
+        if self.conditioning != "projection":
+            raise ValueError(
+                "caption scores need conditioning='projection': they compare phi(x) with the "
+                "embedded captions W e"
+            )
+        return self._forward(*inputs, training=training, all_captions=True)
+
+    def _forward(self, images, embeddings, training, all_captions):
         embeddings = self.embedding_norm(embeddings)
         x = images
         patches = None
@@ -135,6 +150,7 @@ class Discriminator(keras.Model):
             if self.patch_logits is not None and i == self.patch_input_index:
                 patches = self.patch_logits(x, training=training)
                 patches = ops.cast(ops.reshape(patches, (-1, patches.shape[1] ** 2)), "float32")
+        caption_scores = None
         if self.conditioning == "concat":
             text = ops.leaky_relu(self.text_projection(embeddings, training=training), 0.2)
             text = ops.tile(text[:, None, None, :], [1, 4, 4, 1])
@@ -150,12 +166,18 @@ class Discriminator(keras.Model):
             projection = ops.sum(text * phi, axis=-1, keepdims=True)
             realism = self.psi(phi, training=training)
             logits = realism + projection
+            if all_captions:
+                caption_scores = ops.cast(
+                    ops.matmul(_unit(phi), ops.transpose(_unit(text))), "float32"
+                )
             if self.unconditional_output:
-                return ops.cast(ops.concatenate([logits, realism], axis=-1), "float32")
+                logits = ops.concatenate([logits, realism], axis=-1)
         logits = ops.cast(logits, "float32")
         if patches is not None:
-            return ops.concatenate([logits, patches], axis=-1)
-        return ops.reshape(logits, (-1,))
+            logits = ops.concatenate([logits, patches], axis=-1)
+        elif not self.unconditional_output:
+            logits = ops.reshape(logits, (-1,))
+        return logits if caption_scores is None else (logits, caption_scores)
 
     def get_config(self):
         return {
@@ -170,3 +192,9 @@ class Discriminator(keras.Model):
             "spectral_norm": self.spectral_norm,
             "conditioning": self.conditioning,
         }
+
+
+def _unit(vectors):
+    """Rows scaled to unit length (float32 underneath, so bf16 cannot round a norm to zero)."""
+    vectors = ops.cast(vectors, "float32")
+    return vectors * ops.rsqrt(ops.sum(ops.square(vectors), axis=-1, keepdims=True) + 1e-12)

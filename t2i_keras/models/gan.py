@@ -66,6 +66,10 @@ class TextToImageGAN(keras.Model):
             the first; 0 disables it (and its generator pass).
         ema_decay: float, default 0.999. Decay of the generator weights' moving average (Karras
             et al. 2018; Yazıcı et al. 2019), used for samples and export. 0 copies the weights.
+        contrastive_weight: float, default 0.0. Weight of XMC-GAN's image-to-caption contrastive
+            term (Zhang et al. 2021) in both losses: D ranks each real image's caption above the
+            batch's other captions, G must make its image rank its own caption first. Needs the
+            projection discriminator; 0 disables it.
 
     Example:
         gan = TextToImageGAN(Generator(), Discriminator())
@@ -89,9 +93,20 @@ class TextToImageGAN(keras.Model):
         kl_weight: float = 1.0,
         mode_seeking_weight: float = 0.0,
         ema_decay: float = 0.999,
+        contrastive_weight: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if contrastive_weight and getattr(discriminator, "conditioning", None) != "projection":
+            raise ValueError(
+                "contrastive_weight needs the DCGAN discriminator with conditioning='projection' "
+                "(its caption scores compare phi(x) with W e)"
+            )
+        if contrastive_weight and ma_gp_weight:
+            raise ValueError(
+                "contrastive_weight and ma_gp_weight both take over the real images' pass "
+                "through the discriminator: choose one"
+            )
         if loss not in LOSS_KINDS:
             raise ValueError(f"loss must be one of {LOSS_KINDS}, got {loss!r}")
         if not 0.0 <= ema_decay < 1.0:
@@ -105,6 +120,7 @@ class TextToImageGAN(keras.Model):
         self.kl_weight = kl_weight
         self.mode_seeking_weight = mode_seeking_weight
         self.ema_decay = ema_decay
+        self.contrastive_weight = contrastive_weight
         self.ema_generator = type(generator).from_config(
             {**generator.get_config(), "name": "ema_generator"}
         )
@@ -114,6 +130,7 @@ class TextToImageGAN(keras.Model):
             for name in ("d_loss", "g_loss", "d_real", "d_wrong", "d_fake")
             + (("gp",) if ma_gp_weight else ())
             + (("mode_seeking",) if mode_seeking_weight else ())
+            + (("contrastive",) if contrastive_weight else ())
             + (("kl",) if generator.conditioning_augmentation else ())
         }
         self._build_networks()
@@ -225,6 +242,11 @@ class TextToImageGAN(keras.Model):
                     real_logits, penalty = losses.matching_aware_gradient_penalty(
                         self.discriminator, images, embeddings, weight=self.ma_gp_weight
                     )
+                elif self.contrastive_weight:
+                    real_logits, real_scores = self.discriminator.logits_and_caption_scores(
+                        [images, embeddings], training=True
+                    )
+                    contrastive = losses.caption_contrastive_loss(real_scores, embeddings)
                 else:
                     real_logits = self.discriminator([images, embeddings], training=True)
                 wrong_logits = self.discriminator([data["wrong_image"], embeddings], training=True)
@@ -248,6 +270,8 @@ class TextToImageGAN(keras.Model):
                     )
                 if self.ma_gp_weight:
                     d_per_example = d_per_example + penalty
+                if self.contrastive_weight:
+                    d_per_example = d_per_example + self.contrastive_weight * contrastive
                 # Sum over this replica / global batch: the all-reduce's sum then gives the mean.
                 d_loss = tf.nn.compute_average_loss(d_per_example)
                 # LossScaleOptimizer (mixed_float16) scales up here and back down when applying.
@@ -256,9 +280,19 @@ class TextToImageGAN(keras.Model):
 
             # Generator, against the updated discriminator: right text, plus GAN-INT's
             # interpolated text (Reed §4.3).
-            g_per_example = _generator_loss(
-                g_loss_fn, self.discriminator([fake_images, embeddings], training=True)
-            )
+            if self.contrastive_weight:
+                fake_g_logits, fake_scores = self.discriminator.logits_and_caption_scores(
+                    [fake_images, embeddings], training=True
+                )
+                g_per_example = _generator_loss(
+                    g_loss_fn, fake_g_logits
+                ) + self.contrastive_weight * losses.caption_contrastive_loss(
+                    fake_scores, embeddings
+                )
+            else:
+                g_per_example = _generator_loss(
+                    g_loss_fn, self.discriminator([fake_images, embeddings], training=True)
+                )
             if self.gan_int_weight:
                 mixed_logits = self.discriminator([mixed_images, mixed], training=True)
                 g_per_example = g_per_example + self.gan_int_weight * _generator_loss(
@@ -289,6 +323,8 @@ class TextToImageGAN(keras.Model):
             self.trackers["gp"].update_state(ops.mean(penalty))
         if self.mode_seeking_weight:
             self.trackers["mode_seeking"].update_state(ops.mean(mode_seeking))
+        if self.contrastive_weight:
+            self.trackers["contrastive"].update_state(ops.mean(contrastive))
         if self.generator.conditioning_augmentation:
             self.trackers["kl"].update_state(ops.mean(kl))
         return {name: tracker.result() for name, tracker in self.trackers.items()}
@@ -329,6 +365,7 @@ class TextToImageGAN(keras.Model):
             "kl_weight": self.kl_weight,
             "mode_seeking_weight": self.mode_seeking_weight,
             "ema_decay": self.ema_decay,
+            "contrastive_weight": self.contrastive_weight,
         }
 
     @classmethod

@@ -138,6 +138,24 @@ def mode_seeking_loss(
     return 1.0 / (image_gap / noise_gap + 1e-5)
 
 
+def caption_contrastive_loss(
+    caption_scores: tf.Tensor, embeddings: tf.Tensor, temperature: float = 0.1
+) -> tf.Tensor:
+    """Image-to-caption InfoNCE per example (XMC-GAN, Zhang et al., CVPR 2021, eq. 5).
+
+    Row i of `caption_scores` ([B, B], cosines of image i and caption j) is a softmax over the
+    batch's captions with image i's own caption as the answer, at XMC-GAN's temperature 0.1.
+    Another example with the very same caption (templates repeat: "this is a white flower") is
+    not a negative: its column is left out of row i's softmax.
+    """
+    scores = tf.cast(caption_scores, tf.float32) / temperature
+    unit = tf.math.l2_normalize(tf.cast(embeddings, tf.float32), axis=-1)
+    same_caption = tf.matmul(unit, unit, transpose_b=True) > 1.0 - 1e-6
+    own = tf.eye(tf.shape(scores)[0], dtype=tf.bool)
+    scores = tf.where(same_caption & ~own, tf.fill(tf.shape(scores), -1e9), scores)
+    return tf.reduce_logsumexp(scores, axis=-1) - tf.linalg.diag_part(scores)
+
+
 def conditioning_augmentation_kl(mean: tf.Tensor, log_sigma: tf.Tensor) -> tf.Tensor:
     """KL(N(mu, sigma²) ‖ N(0, I)) per example (StackGAN, Zhang et al. 2017, §3.1, eq. 3).
 

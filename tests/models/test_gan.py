@@ -332,6 +332,54 @@ def test_patch_realism_losses_are_the_mean_over_patches_of_real_versus_fake():
     np.testing.assert_allclose(history["g_loss"][0], g_expected.mean(), rtol=1e-5)
 
 
+def test_contrastive_term_joins_both_losses_as_a_hand_computation_says():
+    """One step at learning rate 0: D's loss is the matching-aware hinge plus λ·InfoNCE of the
+    real images over the batch's captions, G's the hinge plus λ·InfoNCE of its fakes."""
+    weight = 0.5
+    gan = tiny_gan(
+        loss="hinge",
+        gan_int_weight=0.0,
+        contrastive_weight=weight,
+        discriminator_kwargs={"conditioning": "projection"},
+    )
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.0), g_optimizer=keras.optimizers.SGD(0.0))
+    batch = next(iter(tiny_batches()))
+    text = batch["embedding"]
+    fake = gan.generator.generate(text, batch["noise"][:, 0], training=True)[0]
+    d = gan.discriminator
+    real, real_scores, fake_logits, fake_scores = (
+        np.asarray(v)
+        for images in (batch["image"], fake)
+        for v in d.logits_and_caption_scores([images, text], training=True)
+    )
+    wrong = np.asarray(d([batch["wrong_image"], text], training=True))
+
+    def info_nce(scores):  # the batch's embeddings are distinct: every other caption is negative
+        s = scores / 0.1
+        return np.log(np.exp(s).sum(axis=1)) - np.diag(s)
+
+    relu = lambda x: np.maximum(x, 0.0)  # noqa: E731
+    mask = np.asarray(batch["wrong_mask"])
+    d_expected = relu(1 - real) + 0.5 * (mask * relu(1 + wrong) + relu(1 + fake_logits))
+    d_expected = d_expected + weight * info_nce(real_scores)
+    g_expected = -fake_logits + weight * info_nce(fake_scores)
+    history = gan.fit(tiny_batches(), steps_per_epoch=1, epochs=1, verbose=0).history
+    np.testing.assert_allclose(history["d_loss"][0], d_expected.mean(), rtol=1e-5)
+    np.testing.assert_allclose(history["g_loss"][0], g_expected.mean(), rtol=1e-5)
+    np.testing.assert_allclose(history["contrastive"][0], info_nce(real_scores).mean(), rtol=1e-5)
+
+
+def test_contrastive_term_needs_the_projection_discriminator_and_no_ma_gp():
+    with pytest.raises(ValueError, match="conditioning='projection'"):
+        tiny_gan(contrastive_weight=1.0)
+    with pytest.raises(ValueError, match="choose one"):
+        tiny_gan(
+            contrastive_weight=1.0,
+            ma_gp_weight=2.0,
+            discriminator_kwargs={"conditioning": "projection"},
+        )
+
+
 def test_patch_realism_trains_its_logits():
     gan = compile_tiny(tiny_gan(discriminator_kwargs={"patch_realism": True}))
     before = np.array(gan.discriminator.patch_logits.kernel)

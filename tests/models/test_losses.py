@@ -113,3 +113,22 @@ def test_mode_seeking_loss_is_the_inverse_distance_ratio():
     noise, twin_noise = tf.zeros([2, 4]), tf.fill([2, 4], 2.0)
     loss = losses.mode_seeking_loss(images, twins, noise, twin_noise).numpy()
     np.testing.assert_allclose(loss, [1 / (0.25 + 1e-5), 1e5], rtol=1e-5)
+
+
+def test_caption_contrastive_loss_is_the_softmax_cross_entropy_over_the_batchs_captions():
+    """Row i: −log(exp(s_ii/τ) / Σ_j exp(s_ij/τ)), by hand; a caption that repeats another
+    example's (rows 0 and 2 share one) is not counted as a negative."""
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, -0.3, 0.4], [0.6, 0.0, 0.7]], np.float32)
+    rng = np.random.default_rng(0)
+    caption, other = rng.normal(size=(2, 5))
+    embeddings = np.stack([caption, other, 2.0 * caption]).astype(np.float32)  # 0 and 2: same
+    loss = losses.caption_contrastive_loss(scores, embeddings, temperature=0.5).numpy()
+    s = scores / 0.5
+    expected = [
+        -s[0, 0] + math.log(math.exp(s[0, 0]) + math.exp(s[0, 1])),
+        -s[1, 1] + math.log(sum(math.exp(v) for v in s[1])),
+        -s[2, 2] + math.log(math.exp(s[2, 1]) + math.exp(s[2, 2])),
+    ]
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+    distinct = np.eye(3, 5, dtype=np.float32)
+    assert losses.caption_contrastive_loss(10 * np.eye(3), distinct, 1.0).numpy().max() < 1e-4
