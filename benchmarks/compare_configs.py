@@ -79,9 +79,17 @@ VARIANTS = {
         [],
         "the quickstart: reed plus a caption-blind realism logit per 8x8 patch (PatchGAN)",
     ),
+    "patch-ttur": (
+        ["--train.discriminator_lr", "8e-4", "--train.beta_1", "0.0", "--train.beta_2", "0.9"],
+        "the quickstart with the discriminator learning 4x faster (8e-4), betas (0, 0.9)",
+    ),
     "patch-contrastive": (
         ["--train.contrastive_weight", "1"],
         "the quickstart plus XMC-GAN's image-to-caption contrastive term (λ = 1) in D and G",
+    ),
+    "patch-contrastive-0.3": (
+        ["--train.contrastive_weight", "0.3"],
+        "the contrastive term at λ = 0.3",
     ),
     "patch-bn-bce": (
         ["--model.spectral_norm", "false", "--train.loss", "bce"],
