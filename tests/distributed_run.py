@@ -41,6 +41,16 @@ def tiny_networks(name: str):
                 "patch_realism": True,
             },
         )
+    if name == "contrastive":  # the quickstart plus the contrastive term, gathered over replicas
+        return tiny_gan(
+            loss="hinge",
+            contrastive_weight=1.0,
+            discriminator_kwargs={
+                "spectral_norm": True,
+                "conditioning": "projection",
+                "patch_realism": True,
+            },
+        )
     if name == "dfgan":  # deep fusion, residual one-way D, hinge + MA-GP: the dfgan presets
         shared = {"image_size": 16, "embedding_dim": EMBEDDING_DIM, "filters": 4}
         return TextToImageGAN(

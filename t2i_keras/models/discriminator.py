@@ -126,23 +126,23 @@ class Discriminator(keras.Model):
         return layers.SpectralNormalization(layer) if self.spectral_norm else layer
 
     def call(self, inputs, training=False):
-        return self._forward(*inputs, training=training, all_captions=False)
+        return self._forward(*inputs, training=training, with_codes=False)
 
-    def logits_and_caption_scores(self, inputs, training=False):
-        """`call`'s logits and, from the same pass, every image's score against every caption
-        of the batch: [B, B], row i image i, the cosine of phi(x_i) and W e_j. The
-        image-to-caption contrastive loss (XMC-GAN, Zhang et al. 2021) ranks each image's own
-        caption above the 63 others, so every attribute counts, not only the one a single wrong
-        image happens to differ in. Projection conditioning only (concat has no W e_j)."""
+    def logits_and_codes(self, inputs, training=False):
+        """`call`'s logits and, from the same pass, the unit vectors the contrastive loss
+        compares: phi(x) per image and W e per caption ([B, D] each, float32). Their inner
+        product is the cosine of the projection term <W e, phi(x)>. Projection conditioning
+        only (concat has no W e)."""
         if self.conditioning != "projection":
             raise ValueError(
-                "caption scores need conditioning='projection': they compare phi(x) with the "
+                "contrastive codes need conditioning='projection': they are phi(x) and the "
                 "embedded captions W e"
             )
-        return self._forward(*inputs, training=training, all_captions=True)
+        return self._forward(*inputs, training=training, with_codes=True)
 
-    def _forward(self, images, embeddings, training, all_captions):
+    def _forward(self, images, embeddings, training, with_codes):
         embeddings = self.embedding_norm(embeddings)
+        codes = None
         x = images
         patches = None
         for i, layer in enumerate(self.down_blocks):
@@ -150,7 +150,6 @@ class Discriminator(keras.Model):
             if self.patch_logits is not None and i == self.patch_input_index:
                 patches = self.patch_logits(x, training=training)
                 patches = ops.cast(ops.reshape(patches, (-1, patches.shape[1] ** 2)), "float32")
-        caption_scores = None
         if self.conditioning == "concat":
             text = ops.leaky_relu(self.text_projection(embeddings, training=training), 0.2)
             text = ops.tile(text[:, None, None, :], [1, 4, 4, 1])
@@ -166,10 +165,8 @@ class Discriminator(keras.Model):
             projection = ops.sum(text * phi, axis=-1, keepdims=True)
             realism = self.psi(phi, training=training)
             logits = realism + projection
-            if all_captions:
-                caption_scores = ops.cast(
-                    ops.matmul(_unit(phi), ops.transpose(_unit(text))), "float32"
-                )
+            if with_codes:
+                codes = (_unit(phi), _unit(text))
             if self.unconditional_output:
                 logits = ops.concatenate([logits, realism], axis=-1)
         logits = ops.cast(logits, "float32")
@@ -177,7 +174,7 @@ class Discriminator(keras.Model):
             logits = ops.concatenate([logits, patches], axis=-1)
         elif not self.unconditional_output:
             logits = ops.reshape(logits, (-1,))
-        return logits if caption_scores is None else (logits, caption_scores)
+        return logits if codes is None else (logits, *codes)
 
     def get_config(self):
         return {

@@ -46,6 +46,23 @@ def _generator_loss(loss_fn, logits):
     return loss if realism is None else loss + ops.mean(loss_fn(realism), axis=-1)
 
 
+def _caption_contrastive(image_codes, caption_codes, embeddings):
+    """The contrastive loss of this replica's images against the *global* batch's captions:
+    under tf.distribute the caption codes are gathered from every replica (the gather passes
+    gradients back), so N replicas rank each image among the same 64 captions one device does."""
+    context = tf.distribute.get_replica_context()
+    own = context.replica_id_in_sync_group * ops.shape(image_codes)[0] + ops.arange(
+        ops.shape(image_codes)[0]
+    )
+    return losses.caption_contrastive_loss(
+        image_codes,
+        context.all_gather(caption_codes, axis=0),
+        own,
+        embeddings,
+        context.all_gather(embeddings, axis=0),
+    )
+
+
 @keras.saving.register_keras_serializable(package="t2i_keras")
 class TextToImageGAN(keras.Model):
     """A generator, a matching-aware discriminator, and an EMA copy of the generator.
@@ -243,10 +260,10 @@ class TextToImageGAN(keras.Model):
                         self.discriminator, images, embeddings, weight=self.ma_gp_weight
                     )
                 elif self.contrastive_weight:
-                    real_logits, real_scores = self.discriminator.logits_and_caption_scores(
+                    real_logits, *codes = self.discriminator.logits_and_codes(
                         [images, embeddings], training=True
                     )
-                    contrastive = losses.caption_contrastive_loss(real_scores, embeddings)
+                    contrastive = _caption_contrastive(*codes, embeddings)
                 else:
                     real_logits = self.discriminator([images, embeddings], training=True)
                 wrong_logits = self.discriminator([data["wrong_image"], embeddings], training=True)
@@ -281,14 +298,12 @@ class TextToImageGAN(keras.Model):
             # Generator, against the updated discriminator: right text, plus GAN-INT's
             # interpolated text (Reed §4.3).
             if self.contrastive_weight:
-                fake_g_logits, fake_scores = self.discriminator.logits_and_caption_scores(
+                fake_g_logits, *codes = self.discriminator.logits_and_codes(
                     [fake_images, embeddings], training=True
                 )
                 g_per_example = _generator_loss(
                     g_loss_fn, fake_g_logits
-                ) + self.contrastive_weight * losses.caption_contrastive_loss(
-                    fake_scores, embeddings
-                )
+                ) + self.contrastive_weight * _caption_contrastive(*codes, embeddings)
             else:
                 g_per_example = _generator_loss(
                     g_loss_fn, self.discriminator([fake_images, embeddings], training=True)

@@ -139,21 +139,31 @@ def mode_seeking_loss(
 
 
 def caption_contrastive_loss(
-    caption_scores: tf.Tensor, embeddings: tf.Tensor, temperature: float = 0.1
+    image_codes: tf.Tensor,
+    caption_codes: tf.Tensor,
+    own_caption: tf.Tensor,
+    image_embeddings: tf.Tensor,
+    caption_embeddings: tf.Tensor,
+    temperature: float = 0.1,
 ) -> tf.Tensor:
-    """Image-to-caption InfoNCE per example (XMC-GAN, Zhang et al., CVPR 2021, eq. 5).
+    """Image-to-caption InfoNCE per image (XMC-GAN, Zhang et al., CVPR 2021, eq. 5).
 
-    Row i of `caption_scores` ([B, B], cosines of image i and caption j) is a softmax over the
-    batch's captions with image i's own caption as the answer, at XMC-GAN's temperature 0.1.
-    Another example with the very same caption (templates repeat: "this is a white flower") is
-    not a negative: its column is left out of row i's softmax.
+    Image i's scores are its cosines with every caption ([b, D] unit image codes against [N, D]
+    unit caption codes), a softmax over the N captions at XMC-GAN's temperature 0.1 with
+    caption `own_caption[i]` as the answer. A caption whose embedding equals image i's own one
+    (templates repeat: "this is a white flower") is not a negative and is left out of the
+    softmax. `image_embeddings` are the images' own caption embeddings, `caption_embeddings`
+    those of the N captions.
     """
-    scores = tf.cast(caption_scores, tf.float32) / temperature
-    unit = tf.math.l2_normalize(tf.cast(embeddings, tf.float32), axis=-1)
-    same_caption = tf.matmul(unit, unit, transpose_b=True) > 1.0 - 1e-6
-    own = tf.eye(tf.shape(scores)[0], dtype=tf.bool)
-    scores = tf.where(same_caption & ~own, tf.fill(tf.shape(scores), -1e9), scores)
-    return tf.reduce_logsumexp(scores, axis=-1) - tf.linalg.diag_part(scores)
+    scores = tf.matmul(image_codes, caption_codes, transpose_b=True) / temperature
+    own = tf.one_hot(own_caption, tf.shape(scores)[1], on_value=True, off_value=False)
+    unit = lambda e: tf.math.l2_normalize(tf.cast(e, tf.float32), axis=-1)  # noqa: E731
+    same = tf.matmul(unit(image_embeddings), unit(caption_embeddings), transpose_b=True)
+    negatives_or_own = own | (same < 1.0 - 1e-6)
+    masked = tf.where(negatives_or_own, scores, tf.fill(tf.shape(scores), -1e9))
+    return tf.reduce_logsumexp(masked, axis=-1) - tf.reduce_sum(
+        tf.where(own, scores, tf.zeros_like(scores)), axis=-1
+    )
 
 
 def conditioning_augmentation_kl(mean: tf.Tensor, log_sigma: tf.Tensor) -> tf.Tensor:

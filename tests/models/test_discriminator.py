@@ -86,39 +86,37 @@ def test_patch_realism_and_the_unconditional_logit_are_one_or_the_other():
 
 
 @pytest.mark.parametrize("options", [{}, {"patch_realism": True}, {"spectral_norm": True}])
-def test_caption_scores_are_the_cosines_of_every_image_with_every_caption(options):
-    """One pass gives `call`'s logits and a [B, B] matrix whose (i, j) is cos(phi(x_i), W e_j):
-    checked against each image scored alone with each caption."""
+def test_contrastive_codes_come_with_calls_logits_one_per_image_and_one_per_caption(options):
     embeddings, _, images = inputs(3)
     discriminator = tiny_discriminator(conditioning="projection", **options)
-    logits, scores = discriminator.logits_and_caption_scores([images, embeddings])
+    logits, image_codes, caption_codes = discriminator.logits_and_codes([images, embeddings])
     np.testing.assert_allclose(logits, discriminator([images, embeddings]), atol=1e-6)
-    assert scores.shape == (3, 3) and scores.dtype == "float32"
-    for i in range(3):
-        for j in range(3):
-            pair = [images[i : i + 1], embeddings[j : j + 1]]
-            np.testing.assert_allclose(
-                scores[i, j], discriminator.logits_and_caption_scores(pair)[1][0, 0], atol=1e-5
-            )
-    assert np.all(np.abs(scores) <= 1 + 1e-5)
-    assert not np.allclose(scores[:, 0], scores[:, 1]), "the scores depend on the caption"
+    for codes in (image_codes, caption_codes):
+        assert codes.shape == (3, 8) and codes.dtype == "float32"  # the last block's width
+        np.testing.assert_allclose(np.linalg.norm(codes, axis=1), 1.0, rtol=1e-5)
+    _, other_image_codes, same_caption_codes = discriminator.logits_and_codes(
+        [images, embeddings + 1.0]
+    )
+    np.testing.assert_allclose(other_image_codes, image_codes, atol=1e-6)  # the image's own
+    assert not np.allclose(same_caption_codes, caption_codes)  # the caption's
 
 
-def test_caption_scores_are_cosines_so_the_scale_of_w_leaves_them_unchanged():
+def test_contrastive_codes_are_directions_so_the_scale_of_w_leaves_them_unchanged():
     embeddings, _, images = inputs(3)
     discriminator = tiny_discriminator(conditioning="projection")
-    logits, scores = discriminator.logits_and_caption_scores([images, embeddings])
+    logits, *codes = discriminator.logits_and_codes([images, embeddings])
     kernel = discriminator.text_embedding.kernel
     kernel.assign(10.0 * kernel)
-    scaled_logits, scaled_scores = discriminator.logits_and_caption_scores([images, embeddings])
+    scaled_logits, *scaled_codes = discriminator.logits_and_codes([images, embeddings])
     assert not np.allclose(logits, scaled_logits)
-    np.testing.assert_allclose(scores, scaled_scores, atol=1e-5)
+    for code, scaled in zip(codes, scaled_codes):
+        np.testing.assert_allclose(code, scaled, atol=1e-5)
 
 
-def test_caption_scores_need_the_projection_discriminator():
+def test_contrastive_codes_need_the_projection_discriminator():
     embeddings, _, images = inputs(2)
     with pytest.raises(ValueError, match="conditioning='projection'"):
-        tiny_discriminator().logits_and_caption_scores([images, embeddings])
+        tiny_discriminator().logits_and_codes([images, embeddings])
 
 
 @pytest.mark.parametrize(

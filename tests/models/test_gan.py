@@ -347,11 +347,12 @@ def test_contrastive_term_joins_both_losses_as_a_hand_computation_says():
     text = batch["embedding"]
     fake = gan.generator.generate(text, batch["noise"][:, 0], training=True)[0]
     d = gan.discriminator
-    real, real_scores, fake_logits, fake_scores = (
+    real, real_images, real_captions, fake_logits, fake_images, fake_captions = (
         np.asarray(v)
         for images in (batch["image"], fake)
-        for v in d.logits_and_caption_scores([images, text], training=True)
+        for v in d.logits_and_codes([images, text], training=True)
     )
+    real_scores, fake_scores = real_images @ real_captions.T, fake_images @ fake_captions.T
     wrong = np.asarray(d([batch["wrong_image"], text], training=True))
 
     def info_nce(scores):  # the batch's embeddings are distinct: every other caption is negative

@@ -115,20 +115,31 @@ def test_mode_seeking_loss_is_the_inverse_distance_ratio():
     np.testing.assert_allclose(loss, [1 / (0.25 + 1e-5), 1e5], rtol=1e-5)
 
 
-def test_caption_contrastive_loss_is_the_softmax_cross_entropy_over_the_batchs_captions():
-    """Row i: −log(exp(s_ii/τ) / Σ_j exp(s_ij/τ)), by hand; a caption that repeats another
-    example's (rows 0 and 2 share one) is not counted as a negative."""
-    scores = np.array([[0.9, 0.1, 0.5], [0.2, -0.3, 0.4], [0.6, 0.0, 0.7]], np.float32)
+def test_caption_contrastive_loss_is_the_softmax_cross_entropy_over_the_captions():
+    """Two images (a replica's) against four captions (the global batch's), their own captions
+    at columns 2 and 3, by hand: −log(exp(s_ii/τ) / Σ_j exp(s_ij/τ)) with s the cosines. Caption
+    0 repeats image 1's own caption, so it is no negative of image 1's."""
     rng = np.random.default_rng(0)
-    caption, other = rng.normal(size=(2, 5))
-    embeddings = np.stack([caption, other, 2.0 * caption]).astype(np.float32)  # 0 and 2: same
-    loss = losses.caption_contrastive_loss(scores, embeddings, temperature=0.5).numpy()
-    s = scores / 0.5
+    unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+    image_codes = unit(rng.normal(size=(2, 5))).astype(np.float32)
+    caption_codes = unit(rng.normal(size=(4, 5))).astype(np.float32)
+    caption_embeddings = rng.normal(size=(4, 6)).astype(np.float32)
+    caption_embeddings[0] = 3.0 * caption_embeddings[3]  # the same caption, as a direction
+    loss = losses.caption_contrastive_loss(
+        image_codes,
+        caption_codes,
+        np.array([2, 3]),
+        caption_embeddings[2:],
+        caption_embeddings,
+        0.5,
+    ).numpy()
+    s = image_codes @ caption_codes.T / 0.5
     expected = [
-        -s[0, 0] + math.log(math.exp(s[0, 0]) + math.exp(s[0, 1])),
-        -s[1, 1] + math.log(sum(math.exp(v) for v in s[1])),
-        -s[2, 2] + math.log(math.exp(s[2, 1]) + math.exp(s[2, 2])),
+        -s[0, 2] + math.log(sum(math.exp(v) for v in s[0])),
+        -s[1, 3] + math.log(math.exp(s[1, 1]) + math.exp(s[1, 2]) + math.exp(s[1, 3])),
     ]
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
-    distinct = np.eye(3, 5, dtype=np.float32)
-    assert losses.caption_contrastive_loss(10 * np.eye(3), distinct, 1.0).numpy().max() < 1e-4
+    distinct = np.eye(3, 6, dtype=np.float32)
+    codes = np.eye(3, dtype=np.float32)
+    near_zero = losses.caption_contrastive_loss(codes, codes, np.arange(3), distinct, distinct, 0.1)
+    assert near_zero.numpy().max() < 1e-3  # each image points exactly at its own caption

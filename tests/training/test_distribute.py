@@ -61,7 +61,13 @@ def assert_same_weights(a, b, atol=0.0):
 EQUIVALENCE_TOLERANCE = 1e-5  # the README's bound; measured: at most 2e-7 (SGD), 1e-6 (Adam)
 
 
-EQUIVALENCE_RUNS = ("reed", "quickstart:sgd", "dfgan:sgd", "quickstart:sgd:replica_mean")
+EQUIVALENCE_RUNS = (
+    "reed",
+    "quickstart:sgd",
+    "dfgan:sgd",
+    "contrastive:sgd",
+    "quickstart:sgd:replica_mean",
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +111,12 @@ def test_mirrored_equivalence_of_the_quickstart_and_dfgan_networks_under_sgd(equ
     # fusion generator with its residual one-way discriminator, hinge and MA-GP.
     assert_equivalent(equivalence["quickstart:sgd"])
     assert_equivalent(equivalence["dfgan:sgd"])
+
+
+def test_mirrored_equivalence_of_the_contrastive_term(equivalence):
+    # Each replica ranks its images among the captions of the whole global batch (gathered
+    # from every replica), so two replicas of 4 images train as one device of 8 does.
+    assert_equivalent(equivalence["contrastive:sgd"])
 
 
 def test_the_equivalence_check_catches_a_per_replica_loss_mean(equivalence):
