@@ -49,7 +49,7 @@ def _generator_loss(loss_fn, logits):
 def _caption_contrastive(image_codes, caption_codes, embeddings):
     """The contrastive loss of this replica's images against the *global* batch's captions:
     under tf.distribute the caption codes are gathered from every replica (the gather passes
-    gradients back), so N replicas rank each image among the same 64 captions one device does."""
+    gradients back), so N replicas rank each image among the captions one device would."""
     context = tf.distribute.get_replica_context()
     own = context.replica_id_in_sync_group * ops.shape(image_codes)[0] + ops.arange(
         ops.shape(image_codes)[0]
@@ -117,7 +117,7 @@ class TextToImageGAN(keras.Model):
         if contrastive_weight and getattr(discriminator, "conditioning", None) != "projection":
             raise ValueError(
                 "contrastive_weight needs the DCGAN discriminator with conditioning='projection' "
-                "(its caption scores compare phi(x) with W e)"
+                "(the term compares phi(x) with W e)"
             )
         if contrastive_weight and ma_gp_weight:
             raise ValueError(
