@@ -32,19 +32,10 @@ def tiny_networks(name: str):
 
     if name == "reed":  # BCE, concatenation, batch norm, MA-GP: Reed's networks
         return tiny_gan(ma_gp_weight=1.0)
-    if name == "quickstart":  # hinge, spectral norm, projection, patch realism: the quickstart
+    if name == "quickstart":  # hinge, SN, projection, patch realism, contrastive: the quickstart
         return tiny_gan(
             loss="hinge",
-            discriminator_kwargs={
-                "spectral_norm": True,
-                "conditioning": "projection",
-                "patch_realism": True,
-            },
-        )
-    if name == "contrastive":  # the quickstart plus the contrastive term, gathered over replicas
-        return tiny_gan(
-            loss="hinge",
-            contrastive_weight=1.0,
+            contrastive_weight=0.3,
             discriminator_kwargs={
                 "spectral_norm": True,
                 "conditioning": "projection",

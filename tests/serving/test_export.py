@@ -31,7 +31,9 @@ def tiny_run(request, tmp_path_factory, text_encoder):
 
     config = tiny_config()
     config.model.architecture = request.param
-    config.model.patch_realism = request.param == "dcgan"  # the residual D has no patch head
+    if request.param == "dfgan":  # the residual D has no patch head and no contrastive codes
+        config.model.patch_realism = False
+        config.train.contrastive_weight = 0.0
     run_dir = tmp_path_factory.mktemp(f"run_{request.param}")
     return run_dir, train(config, run_dir, verbose=0)
 
