@@ -652,9 +652,7 @@ def main() -> None:
     print(cpu_description())
     names = chosen_settings(args)
     peaks = {**run_worker(args, "peak torch"), **run_worker(args, "peak tensorflow")}
-    peak = max(v for k, v in peaks.items() if " float32 " in k)
     print("matmul GFLOP/s (dtype, n): " + ", ".join(f"{k}: {v:.1f}" for k, v in peaks.items()))
-
     flop_counts = {}
     for name in names:
         key = flops_key(name)
@@ -662,29 +660,37 @@ def main() -> None:
             flop_counts[key] = run_worker(args, COUNTED_IN[key], "--count-flops")
 
     runs = {name: [] for name in names}
-    threads = {}
-    for _ in range(args.repeats):
+    for repeat in range(args.repeats):
         for name in names:
-            result = run_worker(args, name)
-            runs[name].append(result)
-            threads[SETTINGS[name]["kind"]] = result["threads"]
+            runs[name].append(run_worker(args, name))
+            median = statistics.median(runs[name][-1]["steps"])
+            print(f"run {repeat + 1} {name}: {median:.3f} s/step", file=sys.stderr, flush=True)
+        if repeat + 1 < args.repeats:  # what a stopped run leaves behind
+            print("\n".join(report(args, names, runs, flop_counts, peaks)), file=sys.stderr)
+    print("\n".join(report(args, names, runs, flop_counts, peaks)))
+
+
+def report(args, names, runs, flop_counts, peaks) -> list[str]:
+    """The table, then the FLOP counts and each run's median, CPU use and page faults."""
+    peak = max(v for k, v in peaks.items() if " float32 " in k)
+    done = [name for name in names if runs[name]]
     summaries = {
         name: summarize([r["steps"] for r in runs[name]], batch_for(args, architecture_of(name)))
-        for name in names
+        for name in done
     }
-
-    print(
+    threads = sorted({runs[name][0]["threads"] for name in done})
+    repeats = min(len(runs[name]) for name in done)
+    lines = [
         f"{args.size}x{args.size}; dcgan ngf=ndf={filters_for(args, 'dcgan')}, batch "
         f"{batch_for(args, 'dcgan')}; dfgan nf={filters_for(args, 'dfgan')}, batch "
         f"{batch_for(args, 'dfgan')}; peer {PEER_SIZE}x{PEER_SIZE}, ngf=ndf={PEER_FILTERS}, batch "
-        f"{batch_for(args, 'dcgan')}; "
-        f"{args.repeats} runs x {args.steps} timed steps after {args.warmup}; "
-        + "; ".join(sorted(threads.values()))
-    )
-    print(f"roofline: float32 matmul peak {peak:.0f} GFLOP/s")
-    print()
-    print("\n".join(table(args, names, summaries, flop_counts, peak)))
-    print()
+        f"{batch_for(args, 'dcgan')}; {repeats} runs x {args.steps} timed steps after "
+        f"{args.warmup}; " + "; ".join(threads),
+        f"roofline: float32 matmul peak {peak:.0f} GFLOP/s",
+        "",
+        *table(args, done, summaries, flop_counts, peak),
+        "",
+    ]
     for key, count in flop_counts.items():
         line = f"FLOPs {key}: {count['contraction'] / count['batch'] / 1e9:.3f} GFLOP/image"
         if "total" in count:
@@ -693,8 +699,8 @@ def main() -> None:
                 f" (conv/matmul; elementwise ops add {share:.1f}%; the profiler's unpruned "
                 f"total would say {count['profiler'] / count['batch'] / 1e9:.3f})"
             )
-        print(line)
-    for name in names:
+        lines.append(line)
+    for name in done:
         medians = ", ".join(f"{m:.3f}" for m in summaries[name]["runs"])
         line = f"runs {name}: s/step medians {medians}"
         warm = [statistics.median(r["warmup"][1:]) for r in runs[name] if len(r["warmup"]) > 1]
@@ -705,7 +711,8 @@ def main() -> None:
             f"{r['minor_faults'] / len(r['steps']):.0f}"
             for r in runs[name]
         ]
-        print(line + "; CPUs busy/in kernel/page faults per step " + ", ".join(usage))
+        lines.append(line + "; CPUs busy/in kernel/page faults per step " + ", ".join(usage))
+    return lines
 
 
 if __name__ == "__main__":
