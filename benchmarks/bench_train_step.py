@@ -32,9 +32,14 @@ FLOPs per image are counted, once per network and step, on the graph that runs: 
 traced graph op by op (`benchmarks/flops.py`, TensorFlow's profiler statistics, pruned to the ops
 that run), the PyTorch steps with `torch.utils.flop_counter.FlopCounterMode`. Both count
 convolutions and matrix products (forward and backward) at 2 FLOPs per multiply-add, the work a
-matmul peak bounds; elementwise ops are left out of the column (their share is printed).
+matmul peak bounds; elementwise ops are left out of the column (their share is printed). The
+two counters check each other: on the DCGAN step, the Keras graph's count and FlopCounterMode's
+on the PyTorch re-implementation must agree (the output prints their ratio).
 % of roofline = FLOP/image x images/s / the machine's float32 matmul peak (2048x2048 on all
-cores, median of 5, the better of PyTorch and TensorFlow).
+cores, median of 5, the better of PyTorch and TensorFlow). "vs best PyTorch" divides images/s by
+the best of the PyTorch re-implementation's settings (DCGAN rows only). bf16 settings are skipped
+on CPUs without AVX512-BF16 or AMX unless named with --settings: there bf16 is emulated (PyTorch's
+bf16 matmul runs at about 1 GFLOP/s on AVX2).
 
     pip install torch==2.13.0   # a local CPU build on our machines; only for this benchmark
     .venv/bin/python benchmarks/bench_train_step.py [--repeats 3] [--steps 12] [--batch 64] \\
@@ -548,10 +553,13 @@ def chosen_settings(args) -> list[str]:
         if unknown:
             sys.exit(f"unknown settings {unknown}; choose from {sorted(SETTINGS)}")
         return args.settings
-    names = [n for n, s in KERAS_SETTINGS.items() if s["architecture"] in args.architecture]
+    names = []
     if "dcgan" in args.architecture:
+        names += [n for n, s in KERAS_SETTINGS.items() if s["architecture"] == "dcgan"]
         names += list(TORCH_SETTINGS)
         names += list(PEER_SETTINGS) if args.peer_dir else []
+    if "dfgan" in args.architecture:
+        names += [n for n, s in KERAS_SETTINGS.items() if s["architecture"] == "dfgan"]
     if not any(flag in cpu_description() for flag in ("avx512_bf16", "amx_bf16")):
         # Without them bf16 is emulated: PyTorch's bf16 matmul runs below 1 GFLOP/s on AVX2, so
         # its step would take minutes; name the settings to run them anyway.
@@ -700,6 +708,12 @@ def report(args, names, runs, flop_counts, peaks) -> list[str]:
                 f"total would say {count['profiler'] / count['batch'] / 1e9:.3f})"
             )
         lines.append(line)
+    if {"keras dcgan", "torch"} <= set(flop_counts):
+        keras_count, torch_count = flop_counts["keras dcgan"], flop_counts["torch"]
+        ratio = (keras_count["contraction"] / keras_count["batch"]) / (
+            torch_count["contraction"] / torch_count["batch"]
+        )
+        lines.append(f"FLOPs check, Keras graph / FlopCounterMode on the same step: {ratio:.6f}")
     for name in done:
         medians = ", ".join(f"{m:.3f}" for m in summaries[name]["runs"])
         line = f"runs {name}: s/step medians {medians}"
