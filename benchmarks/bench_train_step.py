@@ -116,7 +116,7 @@ def keras_setup(args, setting):
     import tensorflow as tf
 
     # Before anything runs: TensorFlow fixes its thread pools on first use.
-    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    tf.config.threading.set_inter_op_parallelism_threads(setting.get("inter_op", args.inter_op))
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
 
     import dataclasses
@@ -704,8 +704,8 @@ def report(args, names, runs, flop_counts, peaks) -> list[str]:
         if "total" in count:
             share = 100 * (1 - count["contraction"] / count["total"])
             line += (
-                f" (conv/matmul; elementwise ops add {share:.1f}%; the profiler's unpruned "
-                f"total would say {count['profiler'] / count['batch'] / 1e9:.3f})"
+                f" (conv/matmul; the elementwise ops TF has counts for add {share:.1f}%; "
+                f"its profiler's unpruned total: {count['profiler'] / count['batch'] / 1e9:.3f})"
             )
         lines.append(line)
     if {"keras dcgan", "torch"} <= set(flop_counts):

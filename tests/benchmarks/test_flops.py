@@ -91,3 +91,13 @@ def test_a_shape_that_is_not_static_is_an_error_naming_the_op():
 
     with pytest.raises(ValueError, match="Conv2D"):
         flops.count_graph_flops(trace(forward, tf.TensorSpec([None, 8, 8, 3])))
+
+
+def test_a_contraction_without_a_formula_is_an_error_not_a_short_count():
+    weights = tf.Variable(tf.zeros([8, 5]))
+
+    def forward(x):
+        return tf.einsum("bi,io->bo", x, weights)
+
+    with pytest.raises(ValueError, match="Einsum"):
+        flops.count_graph_flops(trace(forward, tf.TensorSpec([2, 8])))
