@@ -41,6 +41,14 @@ the best of the PyTorch re-implementation's settings (DCGAN rows only). bf16 set
 on CPUs without AVX512-BF16 or AMX unless named with --settings: there bf16 is emulated (PyTorch's
 bf16 matmul runs at about 1 GFLOP/s on AVX2).
 
+Threads: TensorFlow's defaults (inter-op and intra-op pools of one thread per core; --inter-op
+and --intra-op change them for the Keras workers), PyTorch's (one thread per core). On another
+machine half of the `keras float32` processes ran every step 1.5x slower. On the 2-core AVX2
+EPYC here 7 such processes ran at 6.87-7.33 s/step (64x64, batch 64), none slow; each warm-up
+fit's steady steps took what the timed second fit's did (Keras 3 keeps `train_function` and
+retraces nothing for the second fit's new iterator), and one inter-op thread, which keeps the
+step's independent discriminator passes from running side by side, was no faster (7.6 s/step).
+
     pip install torch==2.13.0   # a local CPU build on our machines; only for this benchmark
     .venv/bin/python benchmarks/bench_train_step.py [--repeats 3] [--steps 12] [--batch 64] \\
         [--architecture dcgan dfgan] [--peer-dir PATH] [--settings NAME ...] [--inter-op N]
