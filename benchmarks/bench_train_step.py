@@ -124,7 +124,7 @@ def keras_setup(args, setting):
     import tensorflow as tf
 
     # Before anything runs: TensorFlow fixes its thread pools on first use.
-    tf.config.threading.set_inter_op_parallelism_threads(setting.get("inter_op", args.inter_op))
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
 
     import dataclasses
