@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from machine import cpu_description  # benchmarks/ is on sys.path when a script runs
+
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
@@ -103,6 +105,7 @@ def main() -> None:
         f"quickstart model at {args.size}x{args.size}, global batch {args.batch}, "
         f"{os.cpu_count()} cores, median of {args.repeats} runs x {args.steps} steps"
     )
+    print(f"Machine: {cpu_description()}")
     print("| replicas | precision | images/s | vs 1 replica float32 |")
     print("|---:|---|---:|---:|")
     for (replicas, precision), values in rates.items():

@@ -17,6 +17,8 @@ import os
 import statistics
 import time
 
+from machine import cpu_description  # benchmarks/ is on sys.path when a script runs
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "coco-mini")
@@ -75,6 +77,7 @@ def main() -> None:
         f"{args.image_size}x{args.image_size}, batch {args.batch_size}, {args.batches} batches x "
         f"{args.repeats} repeats, {os.cpu_count()} CPUs"
     )
+    print(f"Machine: {cpu_description()}")
     print(f"{'path':<20} {'median img/s':>13} {'min':>9} {'max':>9}")
     for name, values in rates.items():
         print(

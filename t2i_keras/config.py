@@ -378,8 +378,9 @@ def _on_one_gpu(config: Config, preset: str) -> Config:
     (with loss scaling) is the user's choice. `jit_compile`: XLA can fuse the step's many small
     element-wise ops (batch norm, leaky ReLU, the EMA update of every generator weight) into
     fewer kernels. tests/training/test_trainer.py compiles and trains this preset a few steps
-    with it on CPU, but no GPU has timed it; on the CPU of the README's benchmarks XLA halves the
-    speed, which is why the other presets leave it off. XLA is single-device here (the trainer
+    with it on CPU, but no GPU has timed it; on CPUs its speed depends on the machine (half the
+    speed on the AMX machine of the README's benchmarks, 1.39x on the AVX2 one), which is why
+    the other presets leave it off. XLA is single-device here (the trainer
     refuses it under MirroredStrategy). `batch_size` stays the preset's global batch, Reed's 64:
     on N GPUs pass `--train.jit_compile false`, and keep 64 for the same training (synchronized
     batch norm makes N replicas at 64/N train like one device at 64) or raise it to 64·N, which
