@@ -48,18 +48,25 @@ def _generator_loss(loss_fn, logits):
 
 def _caption_contrastive(image_codes, caption_codes, embeddings):
     """The contrastive loss of this replica's images against the *global* batch's captions:
-    under tf.distribute the caption codes are gathered from every replica (the gather passes
-    gradients back), so N replicas rank each image among the captions one device would."""
+    under tf.distribute the caption codes are gathered from every replica, so N replicas rank
+    each image among the captions one device would. The gather is an all-reduce sum of
+    zero-padded blocks, whose gradient is the all-reduce of the gradients (MultiWorkerMirrored-
+    Strategy's collectives refuse `all_gather` inside Keras' step)."""
     context = tf.distribute.get_replica_context()
-    own = context.replica_id_in_sync_group * ops.shape(image_codes)[0] + ops.arange(
-        ops.shape(image_codes)[0]
-    )
+    local = ops.shape(image_codes)[0]
+    offset = context.replica_id_in_sync_group * local
+    total = local * context.num_replicas_in_sync
+
+    def gathered(values):
+        padding = [[offset, total - offset - local], [0, 0]]
+        return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.pad(values, padding))
+
     return losses.caption_contrastive_loss(
         image_codes,
-        context.all_gather(caption_codes, axis=0),
-        own,
+        gathered(caption_codes),
+        offset + ops.arange(local),
         embeddings,
-        context.all_gather(embeddings, axis=0),
+        gathered(ops.cast(embeddings, "float32")),
     )
 
 
