@@ -90,6 +90,10 @@ VARIANTS = {
         ["--train.contrastive_weight", "1"],
         "patch plus XMC-GAN's image-to-caption contrastive term at λ = 1, in D and G",
     ),
+    "patch-contrastive-0.6": (
+        ["--train.contrastive_weight", "0.6"],
+        "patch plus the contrastive term at λ = 0.6",
+    ),
     "patch-contrastive-0.3": (
         [],
         "the quickstart: patch plus the contrastive term at λ = 0.3",
