@@ -161,9 +161,7 @@ def caption_contrastive_loss(
     same = tf.matmul(unit(image_embeddings), unit(caption_embeddings), transpose_b=True)
     negatives_or_own = own | (same < 1.0 - 1e-6)
     masked = tf.where(negatives_or_own, scores, tf.fill(tf.shape(scores), -1e9))
-    return tf.reduce_logsumexp(masked, axis=-1) - tf.reduce_sum(
-        tf.where(own, scores, tf.zeros_like(scores)), axis=-1
-    )
+    return tf.reduce_logsumexp(masked, axis=-1) - tf.gather(scores, own_caption, batch_dims=1)
 
 
 def conditioning_augmentation_kl(mean: tf.Tensor, log_sigma: tf.Tensor) -> tf.Tensor:
