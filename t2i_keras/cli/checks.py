@@ -50,6 +50,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def cosine_or_zero(text: str) -> float:
+    """A cosine threshold in (0, 1], or 0 for off."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a cosine from 0 (off) to 1, got {text}")
+    return value
+
+
 def port(text: str) -> int:
     value = _integer(text)
     if not 0 <= value < 65536:

@@ -9,7 +9,13 @@ from t2i_keras.training.runs import export_run
 
 def run(args: argparse.Namespace) -> int:
     path = export_run(
-        args.run, args.export_dir, args.version, args.max_batch, args.name, args.caption_cache
+        args.run,
+        args.export_dir,
+        args.version,
+        args.max_batch,
+        args.name,
+        args.caption_cache,
+        args.caption_snap,
     )
     print(f"Exported {path}")
     return 0

@@ -33,6 +33,7 @@ USER_ERROR = 2
 # their owners would load TensorFlow before --help.
 DEFAULT_MAX_BATCH = 256
 DEFAULT_CAPTION_CACHE = 4096
+DEFAULT_CAPTION_SNAP = 0.0
 DEFAULT_Z_DIM = 100
 
 
@@ -149,6 +150,13 @@ def _export(parser):
         type=checks.non_negative_int,
         default=DEFAULT_CAPTION_CACHE,
         help="caption embeddings the served model keeps to skip re-encoding (0: off)",
+    )
+    parser.add_argument(
+        "--caption-snap",
+        type=checks.cosine_or_zero,
+        default=DEFAULT_CAPTION_SNAP,
+        help="draw a caption whose cosine to every training caption is below this as its nearest "
+        "training caption (0: off; see t2i_keras.text.anchors)",
     )
     parser.add_argument("--name", help="model name in models.config (default: the folder name)")
 

@@ -10,7 +10,9 @@ generator; we use its exponential moving average, as StyleGAN and BigGAN do), wr
     embed                     captions [N]                           -> embeddings float32 [N, D]
 
 The three signatures that take captions share one `CaptionCache` of recent caption embeddings
-(`caption_cache` captions, 0 turns it off), so a repeated caption skips the text encoder.
+(`caption_cache` captions, 0 turns it off), so a repeated caption skips the text encoder. With a
+`NearestCaptionSnap`, the drawing signatures replace an embedding far from every training caption
+by its nearest training caption's before the generator (`t2i_keras.text.anchors`).
 
 Layout, as TF Serving expects: `<export_root>/<version>/` (integer versions; the server serves the
 newest), `<version>/assets.extra/tf_serving_warmup_requests` (one PredictionLog per signature, so
@@ -35,6 +37,7 @@ import tensorflow as tf
 from t2i_keras.models.gan import TextToImageGAN
 from t2i_keras.serving.caption_cache import DEFAULT_CAPACITY, CaptionCache
 from t2i_keras.serving.signatures import SIGNATURES
+from t2i_keras.text.anchors import NearestCaptionSnap
 from t2i_keras.text.encoder import TextEncoder
 from t2i_keras.utils.files import (
     WriteFailedError,
@@ -56,6 +59,7 @@ def export_saved_model(
     max_batch: int = DEFAULT_MAX_BATCH,
     model_name: str | None = None,
     caption_cache: int = DEFAULT_CAPACITY,
+    caption_snap: NearestCaptionSnap | None = None,
 ) -> pathlib.Path:
     """Writes the EMA generator and the text encoder as `<export_root>/<version>/`.
 
@@ -70,6 +74,9 @@ def export_saved_model(
         max_batch: requests with more captions fail with a clear error.
         model_name: the name in `models.config`; default the export root's folder name.
         caption_cache: the most caption embeddings the served model keeps (0: no cache).
+        caption_snap: draw embeddings far from every training caption as their nearest
+            training caption (`t2i_keras.text.anchors`) in every signature that draws; None
+            draws every embedding as it is. The `embed` signature returns the encoder's own.
 
     Returns:
         The version folder.
@@ -87,6 +94,11 @@ def export_saved_model(
             f"the encoder gives {encoder.output_dim}-d embeddings but the generator was trained on "
             f"{generator.embedding_dim}-d ones: export with the encoder the run was trained with"
         )
+    if caption_snap is not None and caption_snap.embedding_dim != generator.embedding_dim:
+        raise ValueError(
+            f"the caption snap holds {caption_snap.embedding_dim}-d anchors but the generator "
+            f"takes {generator.embedding_dim}-d embeddings: build it from the run's own captions"
+        )
     # One export per base path at a time: two would both take the same "next free" version.
     with exclusive_lock(export_root, "export"):
         if version is None:
@@ -97,7 +109,7 @@ def export_saved_model(
                 f"{target} already exists: TF Serving versions are immutable; pick another "
                 "--version or leave it out to take the next free one"
             )
-        archive = _build_archive(generator, encoder, max_batch, caption_cache)
+        archive = _build_archive(generator, encoder, max_batch, caption_cache, caption_snap)
         with atomic_directory(target) as tmp:
             try:
                 archive.write_out(str(tmp), verbose=False)
@@ -109,12 +121,18 @@ def export_saved_model(
 
 
 def _build_archive(
-    generator, encoder: TextEncoder, max_batch: int, caption_cache: int
+    generator,
+    encoder: TextEncoder,
+    max_batch: int,
+    caption_cache: int,
+    caption_snap: NearestCaptionSnap | None,
 ) -> keras.export.ExportArchive:
     z_dim, embedding_dim = generator.z_dim, generator.embedding_dim
     archive = keras.export.ExportArchive()
     archive.track(generator)
     archive.track(encoder)
+    if caption_snap is not None:
+        archive.track(caption_snap)
     if caption_cache:
         cache = CaptionCache(caption_cache, embedding_dim)
         archive.track(cache)  # its tables are resources, which endpoints do not track by themselves
@@ -150,6 +168,8 @@ def _build_archive(
             return tf.identity(tensor)
 
     def images_from(embeddings, noise):
+        if caption_snap is not None:
+            embeddings = caption_snap(embeddings)
         images = generator([embeddings, noise], training=False)
         # [-1, 1] -> [0, 255]: the same rounding as t2i_keras.utils.plots.to_uint8.
         pixels = tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5)

@@ -12,9 +12,11 @@ import keras
 import numpy as np
 
 from t2i_keras.config import Config
+from t2i_keras.data.splits import load_split
 from t2i_keras.models.gan import TextToImageGAN
 from t2i_keras.serving.caption_cache import DEFAULT_CAPACITY
 from t2i_keras.serving.export import DEFAULT_MAX_BATCH, export_saved_model
+from t2i_keras.text.anchors import NearestCaptionSnap
 from t2i_keras.text.embeddings import embed_captions
 from t2i_keras.text.encoder import TextEncoder
 from t2i_keras.utils.sampling import sample_grid
@@ -55,10 +57,22 @@ def export_run(
     max_batch: int = DEFAULT_MAX_BATCH,
     model_name: str | None = None,
     caption_cache: int = DEFAULT_CAPACITY,
+    caption_snap: float = 0.0,
 ) -> pathlib.Path:
-    """Exports a training run (its final model, else its last checkpoint) with its text encoder."""
+    """Exports a training run (its final model, else its last checkpoint) with its text encoder.
+
+    With `caption_snap` (a cosine threshold; 0 is off) the export also holds the run's training
+    caption embeddings and draws captions far from all of them as their nearest one
+    (`t2i_keras.text.anchors`); the training split is read (and embedded, cached) for it.
+    """
     gan, config = load_run(run_dir)
     encoder = TextEncoder(config.text_encoder)
+    snap = None
+    if caption_snap:
+        train = load_split(config, "train", encoder)
+        snap = NearestCaptionSnap.from_training_embeddings(
+            train.real_embeddings(), caption_snap, seed=config.data.seed
+        )
     return export_saved_model(
-        gan, encoder, export_root, version, max_batch, model_name, caption_cache
+        gan, encoder, export_root, version, max_batch, model_name, caption_cache, snap
     )

@@ -133,6 +133,14 @@ def test_train_errors_start_no_work(capsys, tmp_path):
             ["export", "--run", "runs/none", "--export-dir", "x", "--caption-cache", "-1"],
             "argument --caption-cache: must be zero or a positive integer, got -1",
         ),
+        (
+            ["export", "--run", "r", "--export-dir", "x", "--caption-snap", "1.2"],
+            "argument --caption-snap: must be a cosine from 0 (off) to 1, got 1.2",
+        ),
+        (
+            ["export", "--run", "r", "--export-dir", "x", "--caption-snap", "close"],
+            "argument --caption-snap: must be a number, got 'close'",
+        ),
         (["evaluate", "--model", "nowhere", "--out", "x"], "nowhere is not a SavedModel"),
         (["evaluate", "--model", "x", "--out", "y", "--num-samples", "0"], "positive integer"),
         (["serve-client", "a", "--rest", "http://h", "--name", "m", "--num", "0"], "positive"),
@@ -152,16 +160,19 @@ def test_other_commands_flag_errors(capsys, argv, message):
     assert message in user_error(capsys, *argv)
 
 
-def test_export_hands_its_caption_cache_size_to_the_export(monkeypatch, tmp_path):
+def test_export_hands_its_caption_cache_size_and_snap_to_the_export(monkeypatch, tmp_path):
     from t2i_keras.cli import export as export_command
     from t2i_keras.serving.caption_cache import DEFAULT_CAPACITY
 
     calls = []
     monkeypatch.setattr(export_command, "export_run", lambda *args: calls.append(args) or tmp_path)
-    for flags, size in (([], DEFAULT_CAPACITY), (["--caption-cache", "0"], 0)):
+    for flags, size, snap in (
+        ([], DEFAULT_CAPACITY, 0.0),
+        (["--caption-cache", "0", "--caption-snap", "0.9"], 0, 0.9),
+    ):
         args = cli.build_parser().parse_args(["export", "--run", "r", "--export-dir", "x", *flags])
         assert export_command.run(args) == 0
-        assert calls[-1][-1] == size
+        assert calls[-1][-2:] == (size, snap)
 
 
 def test_verbose_adds_the_traceback(capsys):

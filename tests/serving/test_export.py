@@ -473,3 +473,65 @@ def test_export_and_generate_commands_from_a_run(tiny_run, tmp_path):
     )
     assert generated.returncode == 0, generated.stderr[-3000:]
     assert out.stat().st_size > 1000
+
+
+def test_an_export_with_a_caption_snap_draws_unseen_captions_as_their_nearest_anchor(
+    text_encoder, tmp_path
+):
+    from t2i_keras.text.anchors import NearestCaptionSnap
+    from tests.gan_helpers import tiny_gan
+
+    gan = tiny_gan(
+        generator_kwargs={"embedding_dim": 512}, discriminator_kwargs={"embedding_dim": 512}
+    )
+    # An untrained generator draws flat grey and barely reads its caption: amplify both, so a
+    # snap shows in uint8 pixels.
+    for layer in (gan.ema_generator.text_projection, gan.ema_generator.to_rgb):
+        layer.kernel.assign(layer.kernel * 30.0)
+    anchor_captions = ["this flower has red petals", "this flower has blue petals"]
+    anchors = text_encoder(tf.constant(anchor_captions)).numpy()
+    snap = NearestCaptionSnap.from_training_embeddings(anchors, threshold=0.999)
+    path = export.export_saved_model(
+        gan, text_encoder, tmp_path / "snapped", max_batch=8, caption_snap=snap
+    )
+    signatures = export.load_saved_model(path).signatures
+    captions = ["una flor azul", "a crimson blossom", anchor_captions[1]]
+    raw = text_encoder(tf.constant(captions)).numpy()
+    unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+    nearest = np.argmax(unit(raw) @ unit(anchors).T, axis=1)
+    drawn = np.concatenate([anchors[nearest[:2]], raw[2:]])
+    noise = np.random.default_rng(0).standard_normal((3, gan.generator.z_dim)).astype(np.float32)
+    expected = to_uint8(np.asarray(gan.generate(drawn, noise)))
+    unsnapped = to_uint8(np.asarray(gan.generate(raw, noise)))
+    assert np.abs(expected[:2].astype(int) - unsnapped[:2]).max() > 1  # the snap is visible
+
+    with_noise = signatures["generate_with_noise"](captions=tf.constant(captions), noise=noise)
+    from_embeddings = signatures["generate_from_embeddings"](embeddings=raw, noise=noise)
+    assert np.abs(with_noise["images"].numpy().astype(int) - expected).max() <= 1
+    np.testing.assert_array_equal(with_noise["images"], from_embeddings["images"])
+    # `embed` still returns the encoder's own embeddings.
+    np.testing.assert_allclose(
+        signatures["embed"](captions=tf.constant(captions))["embeddings"], raw, atol=1e-6
+    )
+
+
+def test_export_refuses_a_caption_snap_of_another_size(tiny_run, text_encoder, tmp_path):
+    from t2i_keras.text.anchors import NearestCaptionSnap
+
+    snap = NearestCaptionSnap.from_training_embeddings(np.eye(3, dtype=np.float32), 0.9)
+    with pytest.raises(ValueError, match="snap holds 3-d anchors"):
+        export.export_saved_model(tiny_run[1], text_encoder, tmp_path / "m", caption_snap=snap)
+
+
+def test_export_run_with_a_caption_snap_holds_the_distinct_training_captions(tiny_run, tmp_path):
+    from t2i_keras.data.splits import load_split
+    from t2i_keras.text.encoder import TextEncoder
+    from t2i_keras.training.runs import export_run, load_run
+
+    _, config = load_run(tiny_run[0])
+    path = export_run(tiny_run[0], tmp_path / "snapped", caption_snap=0.9)
+    train = load_split(config, "train", TextEncoder(config.text_encoder))
+    distinct = np.unique(train.real_embeddings(), axis=0)
+    held = [v for v in export.load_saved_model(path).variables if "anchors" in v.name]
+    assert len(held) == 1
+    np.testing.assert_array_equal(np.sort(held[0].numpy(), axis=0), np.sort(distinct, axis=0))
