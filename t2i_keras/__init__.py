@@ -64,6 +64,7 @@ SERIALIZABLE_MODULES = (
     "t2i_keras.models.residual_discriminator",
     "t2i_keras.models.gan",
     "t2i_keras.text.encoder",
+    "t2i_keras.text.anchors",
     "t2i_keras.metrics.attributes",
     "t2i_keras.metrics.inception",
     "t2i_keras.metrics.r_precision",

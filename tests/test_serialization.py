@@ -17,6 +17,7 @@ from t2i_keras.models import fusion
 from t2i_keras.models.conditioning import EmbeddingStandardization
 from t2i_keras.models.fused_generator import FusedGenerator
 from t2i_keras.models.residual_discriminator import ResidualDiscriminator
+from t2i_keras.text.anchors import NearestCaptionSnap
 from t2i_keras.text.encoder import TextEncoder
 from tests.gan_helpers import tiny_discriminator, tiny_gan, tiny_generator
 
@@ -52,6 +53,7 @@ FACTORIES = {
         generator_kwargs={"conditioning_augmentation": True},
     ),
     "TextEncoder": lambda encoder: TextEncoder(encoder.handle, name="captions"),
+    "NearestCaptionSnap": lambda encoder: NearestCaptionSnap(0.8, 5, embedding_dim=6),
     "AttributeClassifier": lambda encoder: AttributeClassifier(16, filters=4, seed=2),
     "CaptionMatcher": lambda encoder: CaptionMatcher(16, 8, 4, 4, temperature=0.1, seed=2),
     "LegacyBilinearResize": lambda encoder: LegacyBilinearResize(64),
