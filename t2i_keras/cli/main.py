@@ -29,11 +29,12 @@ from t2i_keras.utils import files, quiet
 PROG = "t2i-keras"
 USER_ERROR = 2
 # Defaults shared with the library (`serving.export.DEFAULT_MAX_BATCH`,
-# `serving.caption_cache.DEFAULT_CAPACITY`, `Generator(z_dim)`), repeated here because importing
+# `serving.caption_cache.DEFAULT_CAPACITY`, `text.anchors.DEFAULT_SNAP_THRESHOLD`,
+# `Generator(z_dim)`), repeated here because importing
 # their owners would load TensorFlow before --help.
 DEFAULT_MAX_BATCH = 256
 DEFAULT_CAPTION_CACHE = 4096
-DEFAULT_CAPTION_SNAP = 0.0
+DEFAULT_CAPTION_SNAP = 0.9
 DEFAULT_Z_DIM = 100
 
 

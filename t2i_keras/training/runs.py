@@ -16,7 +16,7 @@ from t2i_keras.data.splits import load_split
 from t2i_keras.models.gan import TextToImageGAN
 from t2i_keras.serving.caption_cache import DEFAULT_CAPACITY
 from t2i_keras.serving.export import DEFAULT_MAX_BATCH, export_saved_model
-from t2i_keras.text.anchors import NearestCaptionSnap
+from t2i_keras.text.anchors import DEFAULT_SNAP_THRESHOLD, NearestCaptionSnap
 from t2i_keras.text.embeddings import embed_captions
 from t2i_keras.text.encoder import TextEncoder
 from t2i_keras.utils.sampling import sample_grid
@@ -57,7 +57,7 @@ def export_run(
     max_batch: int = DEFAULT_MAX_BATCH,
     model_name: str | None = None,
     caption_cache: int = DEFAULT_CAPACITY,
-    caption_snap: float = 0.0,
+    caption_snap: float = DEFAULT_SNAP_THRESHOLD,
 ) -> pathlib.Path:
     """Exports a training run (its final model, else its last checkpoint) with its text encoder.
 
@@ -69,7 +69,13 @@ def export_run(
     encoder = TextEncoder(config.text_encoder)
     snap = None
     if caption_snap:
-        train = load_split(config, "train", encoder)
+        try:
+            train = load_split(config, "train", encoder)
+        except (FileNotFoundError, ValueError) as error:
+            raise ValueError(
+                f"{error}\nThe caption snap holds the run's training captions, which could not "
+                "be read: make the training data readable, or export with --caption-snap 0"
+            ) from error
         snap = NearestCaptionSnap.from_training_embeddings(
             train.real_embeddings(), caption_snap, seed=config.data.seed
         )

@@ -3,6 +3,7 @@ status 2 (and no work started), tracebacks only with --verbose, quiet start-up, 
 subcommands end to end on the tiny run and its export."""
 
 import configparser
+import inspect
 import os
 import pathlib
 import resource
@@ -163,16 +164,33 @@ def test_other_commands_flag_errors(capsys, argv, message):
 def test_export_hands_its_caption_cache_size_and_snap_to_the_export(monkeypatch, tmp_path):
     from t2i_keras.cli import export as export_command
     from t2i_keras.serving.caption_cache import DEFAULT_CAPACITY
+    from t2i_keras.text.anchors import DEFAULT_SNAP_THRESHOLD
 
     calls = []
     monkeypatch.setattr(export_command, "export_run", lambda *args: calls.append(args) or tmp_path)
     for flags, size, snap in (
-        ([], DEFAULT_CAPACITY, 0.0),
-        (["--caption-cache", "0", "--caption-snap", "0.9"], 0, 0.9),
+        ([], DEFAULT_CAPACITY, DEFAULT_SNAP_THRESHOLD),
+        (["--caption-cache", "0", "--caption-snap", "0"], 0, 0.0),
+        (["--caption-snap", "0.75"], DEFAULT_CAPACITY, 0.75),
     ):
         args = cli.build_parser().parse_args(["export", "--run", "r", "--export-dir", "x", *flags])
         assert export_command.run(args) == 0
         assert calls[-1][-2:] == (size, snap)
+
+
+def test_the_defaults_the_command_line_repeats_are_the_librarys():
+    from t2i_keras.models.generator import Generator
+    from t2i_keras.serving.caption_cache import DEFAULT_CAPACITY
+    from t2i_keras.serving.export import DEFAULT_MAX_BATCH
+    from t2i_keras.text.anchors import DEFAULT_SNAP_THRESHOLD
+
+    z_dim = inspect.signature(Generator.__init__).parameters["z_dim"].default
+    assert (
+        cli.DEFAULT_MAX_BATCH,
+        cli.DEFAULT_CAPTION_CACHE,
+        cli.DEFAULT_CAPTION_SNAP,
+        cli.DEFAULT_Z_DIM,
+    ) == (DEFAULT_MAX_BATCH, DEFAULT_CAPACITY, DEFAULT_SNAP_THRESHOLD, z_dim)
 
 
 def test_verbose_adds_the_traceback(capsys):

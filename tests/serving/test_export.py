@@ -535,3 +535,21 @@ def test_export_run_with_a_caption_snap_holds_the_distinct_training_captions(tin
     held = [v for v in export.load_saved_model(path).variables if "anchors" in v.name]
     assert len(held) == 1
     np.testing.assert_array_equal(np.sort(held[0].numpy(), axis=0), np.sort(distinct, axis=0))
+
+
+def test_export_run_whose_training_data_cannot_be_read_says_how_to_skip_the_snap(
+    tiny_run, tmp_path
+):
+    import json
+
+    from t2i_keras.training.runs import export_run
+
+    run = tmp_path / "moved_run"
+    shutil.copytree(tiny_run[0], run)
+    config = json.loads((run / "config.json").read_text())
+    config["data"].update(dataset="folder", data_dir=str(tmp_path / "gone"))
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="export with --caption-snap 0"):
+        export_run(run, tmp_path / "m")
+    assert not (tmp_path / "m" / "1").exists()
+    assert export_run(run, tmp_path / "m", caption_snap=0.0).name == "1"
