@@ -100,10 +100,6 @@ class NearestCaptionSnap(keras.layers.Layer):
         self.unit_anchors.assign((anchors / norms[:, None]).T)
         self.anchor_norms.assign(norms)
 
-    def anchors(self) -> np.ndarray:
-        """The anchors [num_anchors, embedding_dim] as set."""
-        return np.asarray(self.unit_anchors).T * np.asarray(self.anchor_norms)[:, None]
-
     def call(self, embeddings):
         embeddings = ops.cast(embeddings, "float32")
         similarity = ops.matmul(_unit(embeddings), self.unit_anchors)
